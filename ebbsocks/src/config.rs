@@ -278,7 +278,10 @@ impl Config {
         };
         let server = &self.server;
         if server.max_connections == 0 {
-            return Err(invalid("server.max_connections", "must be at least 1".into()));
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1".into(),
+            ));
         }
         if server.handshake_timeout_secs == 0 {
             return Err(invalid(
@@ -344,7 +347,10 @@ impl Config {
             return Err(invalid("api.token", "must not be empty".into()));
         }
         if let Err(err) = self.logging.level.parse::<tracing_subscriber::EnvFilter>() {
-            return Err(invalid("logging.level", format!("not a valid filter: {err}")));
+            return Err(invalid(
+                "logging.level",
+                format!("not a valid filter: {err}"),
+            ));
         }
         let memory = &self.memory;
         if !(0.0..=1.0).contains(&memory.purge_drop_fraction) {

@@ -1,0 +1,153 @@
+//! Server-wide counters and the telemetry event ring. Everything here is
+//! cheap to update from connection tasks (atomics, or a short lock on a
+//! structure that never grows with traffic) and is read by the HTTP API as
+//! serializable snapshots.
+
+pub mod telemetry;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+pub use telemetry::{Event, EventFilter, Severity, Telemetry};
+
+/// Counters for the SOCKS side of the server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    connections_accepted: AtomicU64,
+    connections_open: AtomicU64,
+    refused_max_connections: AtomicU64,
+    sessions_active: AtomicU64,
+    sessions_total: AtomicU64,
+    bytes_client_to_upstream: AtomicU64,
+    bytes_upstream_to_client: AtomicU64,
+    /// Keyed by `&'static str` labels, so the map holds at most one entry
+    /// per failure kind the code knows about: it cannot grow with traffic.
+    handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
+    connect_failures: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub connections_accepted: u64,
+    pub connections_open: u64,
+    pub refused_max_connections: u64,
+    pub sessions_active: u64,
+    pub sessions_total: u64,
+    pub bytes_client_to_upstream: u64,
+    pub bytes_upstream_to_client: u64,
+    pub handshake_failures: BTreeMap<&'static str, u64>,
+    pub connect_failures: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A client connection was accepted within the connection limit. Returns
+    /// the number of open client connections including this one.
+    pub fn connection_opened(&self) -> u64 {
+        self.connections_accepted.fetch_add(1, Relaxed);
+        self.connections_open.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Returns the number of open client connections left.
+    pub fn connection_closed(&self) -> u64 {
+        self.connections_open.fetch_sub(1, Relaxed) - 1
+    }
+
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Relaxed)
+    }
+
+    pub fn refused_max_connections(&self) {
+        self.refused_max_connections.fetch_add(1, Relaxed);
+    }
+
+    pub fn handshake_failed(&self, reason: &'static str) {
+        bump(&self.handshake_failures, reason);
+    }
+
+    pub fn connect_failed(&self, reason: &'static str) {
+        bump(&self.connect_failures, reason);
+    }
+
+    /// A request was granted and relaying starts.
+    pub fn session_started(&self) {
+        self.sessions_total.fetch_add(1, Relaxed);
+        self.sessions_active.fetch_add(1, Relaxed);
+    }
+
+    pub fn session_finished(&self, client_to_upstream: u64, upstream_to_client: u64) {
+        self.sessions_active.fetch_sub(1, Relaxed);
+        self.bytes_client_to_upstream
+            .fetch_add(client_to_upstream, Relaxed);
+        self.bytes_upstream_to_client
+            .fetch_add(upstream_to_client, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections_accepted: self.connections_accepted.load(Relaxed),
+            connections_open: self.connections_open.load(Relaxed),
+            refused_max_connections: self.refused_max_connections.load(Relaxed),
+            sessions_active: self.sessions_active.load(Relaxed),
+            sessions_total: self.sessions_total.load(Relaxed),
+            bytes_client_to_upstream: self.bytes_client_to_upstream.load(Relaxed),
+            bytes_upstream_to_client: self.bytes_upstream_to_client.load(Relaxed),
+            handshake_failures: lock(&self.handshake_failures).clone(),
+            connect_failures: lock(&self.connect_failures).clone(),
+        }
+    }
+}
+
+fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, reason: &'static str) {
+    *lock(map).entry(reason).or_insert(0) += 1;
+}
+
+/// Counter maps stay consistent whatever a panicking holder did, so a
+/// poisoned lock is still safe to use.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_and_session_counters_balance() {
+        let stats = Stats::new();
+        assert_eq!(stats.connection_opened(), 1);
+        assert_eq!(stats.connection_opened(), 2);
+        stats.session_started();
+        stats.session_finished(10, 20);
+        assert_eq!(stats.connection_closed(), 1);
+        let snap = stats.snapshot();
+        assert_eq!(snap.connections_accepted, 2);
+        assert_eq!(snap.connections_open, 1);
+        assert_eq!(snap.sessions_total, 1);
+        assert_eq!(snap.sessions_active, 0);
+        assert_eq!(snap.bytes_client_to_upstream, 10);
+        assert_eq!(snap.bytes_upstream_to_client, 20);
+    }
+
+    #[test]
+    fn failures_are_counted_by_reason() {
+        let stats = Stats::new();
+        stats.handshake_failed("timeout");
+        stats.handshake_failed("timeout");
+        stats.handshake_failed("unknown_version");
+        stats.connect_failed("refused");
+        let snap = stats.snapshot();
+        assert_eq!(snap.handshake_failures.get("timeout"), Some(&2));
+        assert_eq!(snap.handshake_failures.get("unknown_version"), Some(&1));
+        assert_eq!(snap.connect_failures.get("refused"), Some(&1));
+    }
+}
