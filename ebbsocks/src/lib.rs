@@ -1,1 +1,2 @@
 //! ebbsocks
+pub mod proto;
