@@ -88,7 +88,8 @@ fn random_bytes(rng: &mut Rng, len: usize, avoid_nul: bool) -> Vec<u8> {
 }
 
 /// Checks one buffer: no panic, and whatever the answer, it is consistent.
-fn check_buffer<T: Clone + PartialEq + Debug>(s: &Subject<T>, rng: &mut Rng, buf: &[u8]) {
+/// Returns the answer's kind: 0 = need more, 1 = message, 2 = error.
+fn check_buffer<T: Clone + PartialEq + Debug>(s: &Subject<T>, rng: &mut Rng, buf: &[u8]) -> usize {
     let answer = (s.parse)(buf);
     if buf.len() >= s.max {
         assert_ne!(
@@ -126,6 +127,11 @@ fn check_buffer<T: Clone + PartialEq + Debug>(s: &Subject<T>, rng: &mut Rng, buf
             assert_eq!(bytes, &buf[..*used], "{}: re-encoding differs", s.name);
         }
     }
+    match answer {
+        Ok(None) => 0,
+        Ok(Some(_)) => 1,
+        Err(_) => 2,
+    }
 }
 
 fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
@@ -146,6 +152,7 @@ fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
         valid.push(bytes);
     }
     // Valid messages with a few bytes changed, cut short or extended.
+    let mut kinds = [0usize; 3];
     for _ in 0..2000 {
         let mut buf = valid[rng.below(valid.len())].clone();
         for _ in 0..1 + rng.below(3) {
@@ -160,7 +167,7 @@ fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
             }
             _ => {}
         }
-        check_buffer(&s, &mut rng, &buf);
+        kinds[check_buffer(&s, &mut rng, &buf)] += 1;
     }
     // Byte soup, mostly with the right version byte, some at the cap.
     for i in 0..3000 {
@@ -173,8 +180,15 @@ fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
         if let Some(first) = buf.first_mut().filter(|_| i % 4 != 0) {
             *first = s.version;
         }
-        check_buffer(&s, &mut rng, &buf);
+        kinds[check_buffer(&s, &mut rng, &buf)] += 1;
     }
+    // The inputs reach every kind of answer, not only the version check.
+    let [more, messages, errors] = kinds;
+    assert!(
+        more > 0 && messages > 0 && errors > 0,
+        "{}: {kinds:?}",
+        s.name
+    );
 }
 
 #[test]
