@@ -7,9 +7,11 @@
 //! ```text
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
 //! auth.rs        argon2 password verification off the runtime's workers
+//! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! ```
 
 pub mod auth;
 pub mod config;
+pub mod proto;
 pub mod stats;
