@@ -11,7 +11,14 @@
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! ```
 
+pub mod api;
 pub mod auth;
 pub mod config;
+pub mod error;
+pub mod logging;
+pub mod memory;
 pub mod proto;
+pub mod relay;
+pub mod server;
 pub mod stats;
+pub mod upstream;

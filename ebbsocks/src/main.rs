@@ -1,1 +1,172 @@
-fn main() {}
+//! The `ebbsocks` command: run the proxy, check or print a configuration,
+//! hash a password.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ebbsocks::config::{Config, DEFAULT_CONFIG_TOML};
+use ebbsocks::{api, logging, memory, server};
+use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A SOCKS5/SOCKS4 proxy whose memory ebbs after spikes"
+)]
+struct Cli {
+    /// Configuration file; without it the embedded default is used
+    /// (listen 127.0.0.1:1080, no authentication).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load and validate FILE, then exit.
+    CheckConfig { file: PathBuf },
+    /// Print the commented default configuration.
+    DefaultConfig,
+    /// Read a password from the first line of stdin and print its argon2 hash.
+    HashPassword,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::CheckConfig { file }) => Config::load(&file)
+            .map(|_| println!("{}: ok", file.display()))
+            .map_err(anyhow::Error::from),
+        Some(Command::DefaultConfig) => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            Ok(())
+        }
+        Some(Command::HashPassword) => hash_password(),
+        None => run(cli.config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ebbsocks: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "the password on stdin is empty");
+    let hash = ebbsocks::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &config_path {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded_default(),
+    };
+    logging::init(&config.logging);
+    raise_open_files_limit();
+    if let Err(err) = memory::configure(&config.memory) {
+        tracing::warn!(%err, "allocator settings not applied");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the SOCKS listener to {listen} (server.listen)"))?;
+    let api_listener = if config.api.enabled {
+        let addr = config.api.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the API listener to {addr} (api.listen)"))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let token = config.api.token.clone();
+    let services = server::Services::new(config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+
+    if let Some(listener) = api_listener {
+        let state = api::ApiState {
+            stats: services.stats.clone(),
+            telemetry: services.telemetry.clone(),
+            pool: services.pool.clone(),
+            memory: services.memory.clone(),
+        };
+        tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+        let stop = shutdown.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(err) = api::serve(listener, state, token, stop).await {
+                tracing::error!(%err, "HTTP API stopped");
+            }
+        });
+    }
+
+    tracing::info!(addr = %listener.local_addr()?, "SOCKS proxy listening");
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    server::serve(listener, services, shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
+/// A proxy holds two descriptors per session; the usual soft limit of 1024
+/// would cap it near 500 sessions, so take everything the hard limit allows.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only access the struct passed in.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(open_files = limit.rlim_cur, "open files limit raised");
+    } else {
+        tracing::warn!("cannot raise the open files limit");
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!(%err, "cannot watch SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

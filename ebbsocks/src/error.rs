@@ -1,0 +1,170 @@
+//! Why a client's session failed, and the one place where a failure becomes
+//! a SOCKS reply code and a counted reason.
+
+use std::io;
+use std::time::Duration;
+
+use crate::proto::{ProtoError, ReplyCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("malformed message: {0}")]
+    Protocol(#[from] ProtoError),
+    #[error("message larger than {0} bytes")]
+    Oversized(usize),
+    #[error("handshake not complete within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("client closed the connection during the handshake")]
+    ClientClosed,
+    #[error("client offered no acceptable authentication method")]
+    NoAcceptableMethod,
+    #[error("authentication failed for user {0:?}")]
+    AuthFailed(String),
+    #[error("SOCKS4 refused because this server requires a password")]
+    Socks4NeedsAuth,
+    #[error("command {0} is not supported")]
+    UnsupportedCommand(&'static str),
+    #[error("destination not allowed")]
+    NotAllowed,
+    #[error("cannot resolve {host}: {message}")]
+    Resolve { host: String, message: String },
+    #[error("connect to {target} failed: {source}")]
+    Connect { target: String, source: io::Error },
+    #[error("client I/O error: {0}")]
+    ClientIo(io::Error),
+}
+
+impl SessionError {
+    /// The SOCKS5 reply code that tells the client what went wrong.
+    pub fn reply_code(&self) -> ReplyCode {
+        match self {
+            Self::Protocol(ProtoError::UnsupportedCommand(_)) | Self::UnsupportedCommand(_) => {
+                ReplyCode::CommandNotSupported
+            }
+            Self::Protocol(ProtoError::UnsupportedAddressType(_)) => {
+                ReplyCode::AddressTypeNotSupported
+            }
+            Self::NotAllowed | Self::AuthFailed(_) | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
+            Self::Resolve { .. } => ReplyCode::HostUnreachable,
+            Self::Connect { source, .. } => connect_reply_code(source),
+            Self::Protocol(_)
+            | Self::Oversized(_)
+            | Self::HandshakeTimeout(_)
+            | Self::ClientClosed
+            | Self::NoAcceptableMethod
+            | Self::ClientIo(_) => ReplyCode::GeneralFailure,
+        }
+    }
+
+    /// A short, stable label under which the failure is counted.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Protocol(err) => err.reason(),
+            Self::Oversized(_) => "oversized_message",
+            Self::HandshakeTimeout(_) => "handshake_timeout",
+            Self::ClientClosed => "client_closed",
+            Self::NoAcceptableMethod => "no_acceptable_method",
+            Self::AuthFailed(_) => "auth_failed",
+            Self::Socks4NeedsAuth => "socks4_auth_required",
+            Self::UnsupportedCommand(_) => "unsupported_command",
+            Self::NotAllowed => "not_allowed",
+            Self::Resolve { .. } => "resolve_failed",
+            Self::Connect { source, .. } => connect_reason(source),
+            Self::ClientIo(_) => "client_io",
+        }
+    }
+
+    /// True for failures of the upstream side (resolve or connect), which are
+    /// counted apart from the client's handshake failures.
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Self::Resolve { .. } | Self::Connect { .. })
+    }
+}
+
+fn connect_reply_code(err: &io::Error) -> ReplyCode {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => ReplyCode::ConnectionRefused,
+        io::ErrorKind::NetworkUnreachable => ReplyCode::NetworkUnreachable,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::AddrNotAvailable => {
+            ReplyCode::HostUnreachable
+        }
+        // RFC 1928 has no "timed out"; "TTL expired" is the code clients
+        // report as a timeout.
+        io::ErrorKind::TimedOut => ReplyCode::TtlExpired,
+        io::ErrorKind::PermissionDenied => ReplyCode::NotAllowed,
+        _ => ReplyCode::GeneralFailure,
+    }
+}
+
+fn connect_reason(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connect_refused",
+        io::ErrorKind::NetworkUnreachable => "network_unreachable",
+        io::ErrorKind::HostUnreachable | io::ErrorKind::AddrNotAvailable => "host_unreachable",
+        io::ErrorKind::TimedOut => "connect_timeout",
+        io::ErrorKind::PermissionDenied => "connect_not_permitted",
+        _ => "connect_failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_error(kind: io::ErrorKind) -> SessionError {
+        SessionError::Connect {
+            target: "192.0.2.1:80".into(),
+            source: io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn connect_failures_map_to_their_reply_codes() {
+        let cases = [
+            (
+                io::ErrorKind::ConnectionRefused,
+                ReplyCode::ConnectionRefused,
+            ),
+            (
+                io::ErrorKind::NetworkUnreachable,
+                ReplyCode::NetworkUnreachable,
+            ),
+            (io::ErrorKind::HostUnreachable, ReplyCode::HostUnreachable),
+            (io::ErrorKind::TimedOut, ReplyCode::TtlExpired),
+            (io::ErrorKind::PermissionDenied, ReplyCode::NotAllowed),
+            (io::ErrorKind::Other, ReplyCode::GeneralFailure),
+        ];
+        for (kind, code) in cases {
+            assert_eq!(connect_error(kind).reply_code(), code, "{kind:?}");
+        }
+        assert_eq!(
+            connect_error(io::ErrorKind::TimedOut).reason(),
+            "connect_timeout"
+        );
+    }
+
+    #[test]
+    fn protocol_failures_map_to_their_reply_codes() {
+        let unsupported = SessionError::from(ProtoError::UnsupportedCommand(9));
+        assert_eq!(unsupported.reply_code(), ReplyCode::CommandNotSupported);
+        let bad_atyp = SessionError::from(ProtoError::UnsupportedAddressType(7));
+        assert_eq!(bad_atyp.reply_code(), ReplyCode::AddressTypeNotSupported);
+        assert_eq!(
+            SessionError::UnsupportedCommand("BIND").reply_code(),
+            ReplyCode::CommandNotSupported
+        );
+        assert_eq!(
+            SessionError::Resolve {
+                host: "nowhere.invalid".into(),
+                message: "no records".into()
+            }
+            .reply_code(),
+            ReplyCode::HostUnreachable
+        );
+        assert_eq!(SessionError::NotAllowed.reply_code(), ReplyCode::NotAllowed);
+        assert_eq!(
+            SessionError::Oversized(600).reply_code(),
+            ReplyCode::GeneralFailure
+        );
+    }
+}

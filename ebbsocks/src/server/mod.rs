@@ -1,0 +1,202 @@
+//! The SOCKS listener: accept loop, connection limit, graceful shutdown.
+//! `conn.rs` is one client's way through the server; `handshake.rs` reads
+//! its greeting, credentials and request.
+
+mod conn;
+mod handshake;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::memory::MemoryMonitor;
+use crate::stats::{Stats, Telemetry};
+use crate::upstream::pool::{Connector, Pool};
+use crate::upstream::resolve::Resolver;
+
+/// Everything a connection needs, shared by all of them and by the HTTP API.
+#[derive(Debug)]
+pub struct Services {
+    pub config: Config,
+    pub stats: Arc<Stats>,
+    pub telemetry: Arc<Telemetry>,
+    pub pool: Arc<Pool>,
+    pub memory: Arc<MemoryMonitor>,
+    auth: Authenticator,
+    resolver: Resolver,
+}
+
+impl Services {
+    /// Must be called inside a tokio runtime: the pool starts its cleanup task.
+    pub fn new(config: Config) -> Arc<Self> {
+        let telemetry = Arc::new(Telemetry::default());
+        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        Self::assemble(config, telemetry, pool)
+    }
+
+    /// Like [`Services::new`], with upstream connections made by `connector`
+    /// (benchmarks use it to simulate a network round trip).
+    pub fn with_connector(config: Config, connector: Arc<dyn Connector>) -> Arc<Self> {
+        let telemetry = Arc::new(Telemetry::default());
+        let pool = Pool::with_connector(config.server.pool.clone(), telemetry.clone(), connector);
+        Self::assemble(config, telemetry, pool)
+    }
+
+    fn assemble(config: Config, telemetry: Arc<Telemetry>, pool: Arc<Pool>) -> Arc<Self> {
+        Arc::new(Self {
+            stats: Arc::new(Stats::new()),
+            memory: MemoryMonitor::new(&config.memory),
+            auth: Authenticator::new(&config.auth),
+            resolver: Resolver::from_system(),
+            telemetry,
+            pool,
+            config,
+        })
+    }
+}
+
+/// Serves SOCKS clients on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve(listener, Services::new(config), shutdown).await
+}
+
+/// [`run`] with services the caller built (and may share with the API).
+pub async fn serve(
+    listener: TcpListener,
+    services: Arc<Services>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let tasks = TaskTracker::new();
+    let force_close = CancellationToken::new();
+    tokio::select! {
+        () = accept_loop(&listener, &services, &tasks, &force_close) => {}
+        () = shutdown => {}
+    }
+    drop(listener);
+    tasks.close();
+    let grace = services.config.server.shutdown_grace();
+    let live = services.stats.connections_open();
+    info!(live, ?grace, "stopped accepting; draining sessions");
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        let left = services.stats.connections_open();
+        warn!(left, "grace period over; closing the remaining sessions");
+        force_close.cancel();
+        tasks.wait().await;
+    }
+    info!("all sessions closed");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    services: &Arc<Services>,
+    tasks: &TaskTracker,
+    force_close: &CancellationToken,
+) {
+    let limit = Arc::new(Semaphore::new(services.config.server.max_connections));
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                if let Some(pause) = backoff.after_error(&err) {
+                    warn!(%err, ?pause, "accept failed; backing off");
+                    tokio::time::sleep(pause).await;
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            services.stats.refused_max_connections();
+            tracing::debug!(%peer, "over max_connections; closed");
+            continue;
+        };
+        let services = services.clone();
+        let force_close = force_close.clone();
+        let span = tracing::debug_span!("conn", %peer);
+        tasks.spawn(
+            async move {
+                conn::handle(stream, peer, services, force_close, permit).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Accept errors that concern one connection (the peer went away before
+/// accept) are retried at once; anything else, such as EMFILE when the
+/// process is out of descriptors, would repeat on every call, so the loop
+/// sleeps with exponential backoff instead of spinning a core. Existing
+/// connections keep being served meanwhile.
+#[derive(Debug)]
+struct AcceptBackoff {
+    next: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn after_error(&mut self, err: &io::Error) -> Option<Duration> {
+        use io::ErrorKind::*;
+        if matches!(
+            err.kind(),
+            ConnectionAborted | ConnectionReset | Interrupted
+        ) {
+            return None;
+        }
+        let pause = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(pause)
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_resets() {
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let pauses: Vec<_> = (0..10)
+            .filter_map(|_| backoff.after_error(&emfile))
+            .collect();
+        assert_eq!(pauses[0], Duration::from_millis(5));
+        assert_eq!(pauses[1], Duration::from_millis(10));
+        assert_eq!(*pauses.last().expect("ten pauses"), AcceptBackoff::MAX);
+        backoff.reset();
+        assert_eq!(backoff.after_error(&emfile), Some(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn per_connection_errors_do_not_back_off() {
+        let mut backoff = AcceptBackoff::default();
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(backoff.after_error(&aborted), None);
+    }
+}

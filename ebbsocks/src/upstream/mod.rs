@@ -1,0 +1,3 @@
+pub mod connect;
+pub mod pool;
+pub mod resolve;

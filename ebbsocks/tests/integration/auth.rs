@@ -1,0 +1,121 @@
+//! Username/password authentication (RFC 1929).
+
+use std::sync::OnceLock;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::upstreams::echo_server;
+use crate::common::*;
+
+/// Hashing is slow on purpose; hash once for all tests.
+fn alice_config() -> &'static str {
+    static CONFIG: OnceLock<String> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let hash = ebbsocks::auth::hash_password("wonderland").expect("hash");
+        format!(
+            "[auth]\nmethod = \"userpass\"\n[[auth.users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n"
+        )
+    })
+}
+
+fn userpass(user: &str, pass: &str) -> Vec<u8> {
+    let mut out = vec![0x01, user.len() as u8];
+    out.extend_from_slice(user.as_bytes());
+    out.push(pass.len() as u8);
+    out.extend_from_slice(pass.as_bytes());
+    out
+}
+
+/// Greets offering user/password, sends credentials, returns the status byte.
+async fn login(server: &TestServer, user: &str, pass: &str) -> (tokio::net::TcpStream, u8) {
+    let mut stream = server.connect().await;
+    within(stream.write_all(&[0x05, 0x02, 0x00, 0x02]))
+        .await
+        .expect("greeting");
+    let mut choice = [0u8; 2];
+    within(stream.read_exact(&mut choice))
+        .await
+        .expect("choice");
+    assert_eq!(choice, [0x05, 0x02], "server must pick user/password");
+    within(stream.write_all(&userpass(user, pass)))
+        .await
+        .expect("credentials");
+    let mut status = [0u8; 2];
+    within(stream.read_exact(&mut status))
+        .await
+        .expect("status");
+    assert_eq!(status[0], 0x01);
+    (stream, status[1])
+}
+
+#[tokio::test]
+async fn right_password_connects() {
+    let server = TestServer::start_toml(alice_config()).await;
+    let echo = echo_server("127.0.0.1:0").await;
+    let (mut stream, status) = login(&server, "alice", "wonderland").await;
+    assert_eq!(status, 0x00);
+    let mut request = vec![0x05, 0x01, 0x00];
+    request.extend_from_slice(&atyp_for(echo));
+    within(stream.write_all(&request)).await.expect("request");
+    let (code, _) = read_reply(&mut stream).await;
+    assert_eq!(code, 0x00);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_fail_and_close() {
+    let server = TestServer::start_toml(alice_config()).await;
+    for (user, pass) in [("alice", "looking-glass"), ("mallory", "wonderland")] {
+        let (mut stream, status) = login(&server, user, pass).await;
+        assert_ne!(status, 0x00, "{user} must be refused");
+        assert!(closed_by_peer(&mut stream).await);
+    }
+    eventually(|| {
+        server
+            .services
+            .stats
+            .snapshot()
+            .handshake_failures
+            .get("auth_failed")
+            == Some(&2)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_without_password_method_gets_no_acceptable_method() {
+    let server = TestServer::start_toml(alice_config()).await;
+    let mut stream = server.connect().await;
+    within(stream.write_all(&[0x05, 0x01, 0x00]))
+        .await
+        .expect("greeting");
+    let mut choice = [0u8; 2];
+    within(stream.read_exact(&mut choice))
+        .await
+        .expect("choice");
+    assert_eq!(choice, [0x05, 0xFF]);
+    assert!(closed_by_peer(&mut stream).await);
+}
+
+#[tokio::test]
+async fn socks4_is_refused_when_a_password_is_required() {
+    let server = TestServer::start_toml(alice_config()).await;
+    let echo = echo_server("127.0.0.1:0").await;
+    let mut stream = server.connect().await;
+    let mut request = vec![0x04, 0x01];
+    request.extend_from_slice(&echo.port().to_be_bytes());
+    request.extend_from_slice(&[127, 0, 0, 1, 0]);
+    within(stream.write_all(&request)).await.expect("request");
+    let mut reply = [0u8; 8];
+    within(stream.read_exact(&mut reply)).await.expect("reply");
+    assert_eq!(reply[1], 0x5B);
+    eventually(|| {
+        server
+            .services
+            .stats
+            .snapshot()
+            .handshake_failures
+            .get("socks4_auth_required")
+            == Some(&1)
+    })
+    .await;
+}

@@ -1,0 +1,82 @@
+//! The `ebbsocks` binary's subcommands and startup checks.
+
+use std::process::Command;
+
+fn ebbsocks(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ebbsocks"))
+        .args(args)
+        .output()
+        .expect("run ebbsocks")
+}
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/config/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn default_config_prints_a_file_that_checks_out() {
+    let out = ebbsocks(&["default-config"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("listen = \"127.0.0.1:1080\""));
+    let dir = std::env::temp_dir().join(format!("ebbsocks-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("default.toml");
+    std::fs::write(&file, text).expect("write");
+    let check = ebbsocks(&["check-config", file.to_str().expect("utf-8 path")]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
+
+#[test]
+fn check_config_names_file_key_and_problem() {
+    let path = fixture("invalid/open_proxy.toml");
+    let out = ebbsocks(&["check-config", &path]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(stderr.contains(&path), "{stderr}");
+    assert!(stderr.contains("server.listen"), "{stderr}");
+    assert!(stderr.contains("allow_open_proxy"), "{stderr}");
+}
+
+#[test]
+fn a_bad_config_stops_startup() {
+    let path = fixture("invalid/unknown_key.toml");
+    let out = ebbsocks(&["--config", &path]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(
+        stderr.contains(&path) && stderr.contains("listen_addr"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_hash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebbsocks"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"open sesame\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("utf-8");
+    let hash = hash.trim();
+    assert!(ebbsocks::auth::parse_hash(hash).is_ok(), "{hash}");
+    assert!(!hash.contains("open sesame"));
+}

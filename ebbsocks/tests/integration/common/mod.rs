@@ -1,0 +1,192 @@
+//! Shared helpers: the real server on 127.0.0.1:0, small upstream servers and
+//! a hand-written SOCKS client for byte-level checks.
+
+#![allow(dead_code)]
+
+pub mod upstreams;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ebbsocks::config::Config;
+use ebbsocks::server::{self, Services};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Every network wait in the tests is bounded by this.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Awaits `fut` or fails the test after [`STEP`].
+pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("step did not finish in time")
+}
+
+/// A running server, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub services: Arc<Services>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        Self::start_with(Services::new(config)).await
+    }
+
+    pub async fn start_toml(toml: &str) -> Self {
+        let config = Config::from_toml(toml, Path::new("test.toml")).expect("valid test config");
+        Self::start(config).await
+    }
+
+    pub async fn start_with(services: Arc<Services>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone().cancelled_owned();
+        let task = tokio::spawn(server::serve(listener, services.clone(), stop));
+        Self {
+            addr,
+            services,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Signals shutdown and returns the server task, to await the drain.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
+        self.shutdown.cancel();
+        self.task.take().expect("server still running")
+    }
+
+    pub async fn connect(&self) -> TcpStream {
+        within(TcpStream::connect(self.addr))
+            .await
+            .expect("connect to proxy")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// SOCKS5 target encodings (ATYP + address + port).
+pub fn atyp_for(target: SocketAddr) -> Vec<u8> {
+    let mut out = Vec::new();
+    match target {
+        SocketAddr::V4(v4) => {
+            out.push(0x01);
+            out.extend_from_slice(&v4.ip().octets());
+        }
+        SocketAddr::V6(v6) => {
+            out.push(0x04);
+            out.extend_from_slice(&v6.ip().octets());
+        }
+    }
+    out.extend_from_slice(&target.port().to_be_bytes());
+    out
+}
+
+pub fn atyp_domain(host: &str, port: u16) -> Vec<u8> {
+    let mut out = vec![0x03, host.len() as u8];
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(&port.to_be_bytes());
+    out
+}
+
+/// Reads a SOCKS5 reply; returns (code, bound address).
+pub async fn read_reply(stream: &mut TcpStream) -> (u8, SocketAddr) {
+    let mut head = [0u8; 4];
+    within(stream.read_exact(&mut head))
+        .await
+        .expect("reply head");
+    assert_eq!(head[0], 0x05, "reply version");
+    let bound = match head[3] {
+        0x01 => {
+            let mut rest = [0u8; 6];
+            within(stream.read_exact(&mut rest))
+                .await
+                .expect("v4 reply");
+            let ip = std::net::Ipv4Addr::new(rest[0], rest[1], rest[2], rest[3]);
+            SocketAddr::from((ip, u16::from_be_bytes([rest[4], rest[5]])))
+        }
+        0x04 => {
+            let mut rest = [0u8; 18];
+            within(stream.read_exact(&mut rest))
+                .await
+                .expect("v6 reply");
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&rest[..16]);
+            SocketAddr::from((
+                std::net::Ipv6Addr::from(ip),
+                u16::from_be_bytes([rest[16], rest[17]]),
+            ))
+        }
+        other => panic!("unexpected reply address type {other}"),
+    };
+    (head[1], bound)
+}
+
+/// No-auth greeting + CONNECT with the given ATYP bytes; returns the stream
+/// and the reply.
+pub async fn socks5_connect_raw(proxy: SocketAddr, atyp: &[u8]) -> (TcpStream, u8, SocketAddr) {
+    let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
+    within(stream.write_all(&[0x05, 0x01, 0x00]))
+        .await
+        .expect("greeting");
+    let mut choice = [0u8; 2];
+    within(stream.read_exact(&mut choice))
+        .await
+        .expect("method choice");
+    assert_eq!(choice, [0x05, 0x00]);
+    let mut request = vec![0x05, 0x01, 0x00];
+    request.extend_from_slice(atyp);
+    within(stream.write_all(&request)).await.expect("request");
+    let (code, bound) = read_reply(&mut stream).await;
+    (stream, code, bound)
+}
+
+/// A granted SOCKS5 CONNECT to `target`.
+pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream {
+    let (stream, code, _) = socks5_connect_raw(proxy, &atyp_for(target)).await;
+    assert_eq!(code, 0x00, "CONNECT to {target} refused");
+    stream
+}
+
+/// Reads until EOF or `STEP`.
+pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    within(stream.read_to_end(&mut out))
+        .await
+        .expect("read to end");
+    out
+}
+
+/// True when the peer closed the connection (EOF or reset) within `STEP`.
+pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match within(stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Polls `check` (a condition on server state) until it holds or `STEP` passes.
+pub async fn eventually(mut check: impl FnMut() -> bool) {
+    within(async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}

@@ -1,0 +1,14 @@
+//! Integration tests against the real server on 127.0.0.1:0. One test crate,
+//! so the server library is linked once.
+
+mod common;
+
+mod api;
+mod auth;
+mod cli;
+mod limits;
+mod real_clients;
+mod socks4;
+mod socks5;
+mod spike;
+mod transfer;
