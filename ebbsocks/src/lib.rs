@@ -8,8 +8,10 @@
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
 //! auth.rs        argon2 password verification off the runtime's workers
 //! stats/         counters and the telemetry event ring, as JSON snapshots
+//! upstream/      connections to destinations: pool of pristine connections
 //! ```
 
 pub mod auth;
 pub mod config;
 pub mod stats;
+pub mod upstream;

@@ -1,0 +1,3 @@
+//! Upstream connections: the pool of pristine connections to destinations.
+
+pub mod pool;
