@@ -93,6 +93,7 @@ use evict::EvictionQueue;
 use lease::Connecting;
 use node::{probe, DestNode, IdleConn, Probe};
 use stats::Counters;
+use warm::Room;
 
 /// Background pre-connects allowed in flight at once, pool-wide.
 pub const MAX_PENDING_CONNECTS: usize = 8;
@@ -174,10 +175,10 @@ impl Pool {
             return Ok(Upstream::new(stream, false, lease));
         }
         let now = Instant::now();
-        let (node, outcome) = self.checkout(dest, now);
+        let (node, outcome, room) = self.checkout(dest, now);
+        self.warm_up(room, &node, dest, now);
         match outcome {
             Outcome::Hit(stream) => {
-                self.warm(&node, dest, now);
                 let lease = Lease::new(dest, true, self.counters.clone(), Some(node));
                 Ok(Upstream::new(stream, true, lease))
             }
@@ -185,7 +186,6 @@ impl Pool {
                 // Counted in the node already; uncounted if the connect fails
                 // or this future is dropped.
                 let connecting = Connecting::new(dest, self.counters.clone(), node.clone());
-                self.warm(&node, dest, now);
                 let stream = self.connect(dest).await?;
                 Ok(Upstream::new(stream, false, connecting.into_lease()))
             }
@@ -227,11 +227,12 @@ impl Pool {
     }
 
     /// Takes the newest usable idle connection for `dest`, discarding
-    /// expired and stale ones on the way, and counts the checkout.
-    fn checkout(&self, dest: SocketAddr, now: Instant) -> (Arc<DestNode>, Outcome) {
+    /// expired and stale ones on the way, counts the checkout, and reserves
+    /// the destination's side of a warm-up, all under one lock.
+    fn checkout(&self, dest: SocketAddr, now: Instant) -> (Arc<DestNode>, Outcome, Room) {
         let timeout = self.config.idle_timeout();
         let mut discarded: Vec<(IdleConn, Option<Probe>)> = Vec::new();
-        let (node, outcome) = loop {
+        let (node, outcome, room) = loop {
             let node = self.node_for(dest);
             let mut state = node.lock();
             if state.removed {
@@ -275,8 +276,9 @@ impl Pool {
                     Outcome::Miss
                 }
             };
+            let room = self.reserve_warm_up(&mut state, now);
             drop(state);
-            break (node, outcome);
+            break (node, outcome, room);
         };
         let counter = match outcome {
             Outcome::Hit(_) => &self.counters.hits,
@@ -301,7 +303,7 @@ impl Pool {
                 }
             }
         }
-        (node, outcome)
+        (node, outcome, room)
     }
 
     /// The destination's node, added if new.

@@ -11,36 +11,47 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::events::Kind;
-use super::node::{DestNode, IdleConn};
+use super::node::{DestNode, DestState, IdleConn};
 use super::{connect_with_timeout, millis, Pool, MAX_PENDING_CONNECTS};
 
-enum Room {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Room {
     Reserved,
-    /// Not warming this destination now (paused, or pruned meanwhile), or
-    /// too many pre-connects in flight pool-wide: skip quietly.
+    /// Not warming this destination now (paused after a banner), or too
+    /// many pre-connects in flight pool-wide: skip quietly.
     Skip,
     /// The destination already has `max_idle_per_dest` idle or reserved.
     Full,
 }
 
 impl Pool {
-    /// Pre-connects one connection to `dest` in the background if there is
-    /// room; see the module docs for the rules.
-    pub(super) fn warm(self: &Arc<Self>, node: &Arc<DestNode>, dest: SocketAddr, now: Instant) {
-        let room = {
-            let mut state = node.lock();
-            if state.removed || state.warm_paused_until.is_some_and(|until| now < until) {
-                Room::Skip
-            } else if state.idle.len() + state.reserved >= self.config.max_idle_per_dest {
-                state.counters.dropped += 1;
-                Room::Full
-            } else if !take(&self.counters.pending, MAX_PENDING_CONNECTS) {
-                Room::Skip
-            } else {
-                state.reserved += 1;
-                Room::Reserved
-            }
-        };
+    /// The per-destination half of a warm-up, decided under the node's lock
+    /// during the checkout: reserves a pre-connect if the destination has
+    /// room and the pool-wide cap on pre-connects in flight allows one.
+    pub(super) fn reserve_warm_up(&self, state: &mut DestState, now: Instant) -> Room {
+        if state.warm_paused_until.is_some_and(|until| now < until) {
+            Room::Skip
+        } else if state.idle.len() + state.reserved >= self.config.max_idle_per_dest {
+            state.counters.dropped += 1;
+            Room::Full
+        } else if !take(&self.counters.pending, MAX_PENDING_CONNECTS) {
+            Room::Skip
+        } else {
+            state.reserved += 1;
+            Room::Reserved
+        }
+    }
+
+    /// The rest of a warm-up, with no lock held: reports a full destination,
+    /// or reserves a pool-wide slot (evicting the oldest idle connection if
+    /// the pool is full) and starts the pre-connect.
+    pub(super) fn warm_up(
+        self: &Arc<Self>,
+        room: Room,
+        node: &Arc<DestNode>,
+        dest: SocketAddr,
+        now: Instant,
+    ) {
         match room {
             Room::Reserved => {}
             Room::Skip => return,
