@@ -55,6 +55,7 @@
 //! and counts the connection (created, miss, in use); nothing is pooled,
 //! nothing is pre-connected, no per-destination bookkeeping is kept.
 
+mod checkout;
 mod cleanup;
 mod connector;
 mod events;
@@ -91,9 +92,8 @@ use crate::stats::Telemetry;
 use events::{Events, Kind};
 use evict::EvictionQueue;
 use lease::Connecting;
-use node::{probe, DestNode, IdleConn, Probe};
+use node::DestNode;
 use stats::Counters;
-use warm::Room;
 
 /// Background pre-connects allowed in flight at once, pool-wide.
 pub const MAX_PENDING_CONNECTS: usize = 8;
@@ -102,6 +102,8 @@ pub const MAX_PENDING_CONNECTS: usize = 8;
 /// drops the least recently active unused ones down to three quarters of it.
 pub const MAX_TRACKED_DESTINATIONS: usize = 4096;
 
+/// The pool; shared as `Arc<Pool>` by every connection task. Always in
+/// use, even when disabled (then it only connects and counts).
 pub struct Pool {
     config: PoolConfig,
     telemetry: Arc<Telemetry>,
@@ -117,6 +119,7 @@ pub struct Pool {
     cleanup_wake: Arc<Notify>,
 }
 
+/// What a checkout found.
 enum Outcome {
     Hit(TcpStream),
     Miss,
@@ -224,102 +227,6 @@ impl Pool {
             idle_timeout_secs: self.config.idle_timeout_secs,
             connect_timeout_ms: self.config.connect_timeout_ms,
         }
-    }
-
-    /// Takes the newest usable idle connection for `dest`, discarding
-    /// expired and stale ones on the way, counts the checkout, and reserves
-    /// the destination's side of a warm-up, all under one lock.
-    fn checkout(&self, dest: SocketAddr, now: Instant) -> (Arc<DestNode>, Outcome, Room) {
-        let timeout = self.config.idle_timeout();
-        let mut discarded: Vec<(IdleConn, Option<Probe>)> = Vec::new();
-        let (node, outcome, room) = loop {
-            let node = self.node_for(dest);
-            let mut state = node.lock();
-            if state.removed {
-                // Pruned between the lookup and the lock: look up again.
-                continue;
-            }
-            state.last_activity = now;
-            let mut hit = None;
-            while let Some(conn) = state.idle.pop() {
-                self.counters.idle.fetch_sub(1, Relaxed);
-                self.slots.fetch_sub(1, Relaxed);
-                if now.saturating_duration_since(conn.since) >= timeout {
-                    state.counters.expired += 1;
-                    discarded.push((conn, None));
-                    continue;
-                }
-                match probe(&conn.stream) {
-                    Probe::Pristine => {
-                        hit = Some(conn.stream);
-                        break;
-                    }
-                    verdict => {
-                        state.counters.stale += 1;
-                        if verdict == Probe::Data {
-                            state.warm_paused_until = Some(now + timeout);
-                        }
-                        discarded.push((conn, Some(verdict)));
-                    }
-                }
-            }
-            let outcome = match hit {
-                Some(stream) => {
-                    state.counters.hits += 1;
-                    state.counters.reused += 1;
-                    state.in_use += 1;
-                    Outcome::Hit(stream)
-                }
-                None => {
-                    state.counters.misses += 1;
-                    state.connecting += 1;
-                    Outcome::Miss
-                }
-            };
-            let room = self.reserve_warm_up(&mut state, now);
-            drop(state);
-            break (node, outcome, room);
-        };
-        let counter = match outcome {
-            Outcome::Hit(_) => &self.counters.hits,
-            Outcome::Miss => &self.counters.misses,
-        };
-        counter.fetch_add(1, Relaxed);
-        // Closed here, outside the node's lock.
-        for (conn, verdict) in discarded {
-            match verdict {
-                None => {
-                    self.counters.expired.fetch_add(1, Relaxed);
-                }
-                Some(verdict) => {
-                    self.counters.stale.fetch_add(1, Relaxed);
-                    self.events.record(&self.telemetry, Kind::Stale, || {
-                        serde_json::json!({
-                            "destination": dest.to_string(),
-                            "reason": verdict.label(),
-                            "idle_ms": millis(now.saturating_duration_since(conn.since)),
-                        })
-                    });
-                }
-            }
-        }
-        (node, outcome, room)
-    }
-
-    /// The destination's node, added if new.
-    fn node_for(&self, dest: SocketAddr) -> Arc<DestNode> {
-        if let Some(node) = read(&self.dests).get(&dest) {
-            return node.clone();
-        }
-        let mut map = write(&self.dests);
-        let node = map
-            .entry(dest)
-            .or_insert_with(|| Arc::new(DestNode::new(Instant::now())))
-            .clone();
-        if map.len() > MAX_TRACKED_DESTINATIONS {
-            self.cleanup_wake.notify_one();
-        }
-        node
     }
 
     /// A checkout's own connect, with the timeout; failures are reported.

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::node::{probe, Probe};
 use super::*;
 
 pub(super) const BANNER: &[u8] = b"220 upstream says hello first\r\n";
