@@ -9,6 +9,7 @@
 //! auth.rs        argon2 password verification off the runtime's workers
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
+//! upstream/      connections to destinations: pool of pristine connections
 //! ```
 
 pub mod api;

@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod limits;
+mod pool_concurrency;
 mod real_clients;
 mod socks4;
 mod socks5;
