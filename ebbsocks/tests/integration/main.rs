@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod limits;
 mod pool_concurrency;
+mod pool_socks;
 mod real_clients;
 mod socks4;
 mod socks5;

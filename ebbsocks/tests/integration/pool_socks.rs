@@ -1,0 +1,143 @@
+//! Full SOCKS flows with the pool on: hits skip the connect, used
+//! connections are never reused, errors and authentication still apply.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::common::upstreams::closed_port;
+use crate::common::*;
+
+const POOL_ON: &str = "[server.pool]\nenabled = true\nmax_idle_per_dest = 2\n";
+
+/// An echo destination that reports each accepted peer and counts the
+/// connections that have ended.
+struct Destination {
+    addr: SocketAddr,
+    peers: mpsc::UnboundedReceiver<SocketAddr>,
+    closed: Arc<AtomicUsize>,
+}
+
+async fn destination() -> Destination {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, peers) = mpsc::unbounded_channel();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counter = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, peer)) = listener.accept().await {
+            let _ = tx.send(peer);
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                counter.fetch_add(1, SeqCst);
+            });
+        }
+    });
+    Destination {
+        addr,
+        peers,
+        closed,
+    }
+}
+
+async fn echo_once(stream: &mut tokio::net::TcpStream, payload: &[u8]) {
+    within(stream.write_all(payload)).await.expect("write");
+    let mut back = vec![0u8; payload.len()];
+    within(stream.read_exact(&mut back)).await.expect("echo");
+    assert_eq!(back, payload);
+}
+
+#[tokio::test]
+async fn second_connect_is_a_pool_hit_on_a_fresh_connection() {
+    let server = TestServer::start_toml(POOL_ON).await;
+    let mut dest = destination().await;
+    let pool = &server.services.pool;
+
+    let mut first = socks5_connect(server.addr, dest.addr).await;
+    echo_once(&mut first, b"first session").await;
+    // The miss marked demand; the pool warms one spare connection.
+    eventually(|| pool.stats().total_idle == 1).await;
+    drop(first);
+    // The used connection is closed, not kept.
+    eventually(|| dest.closed.load(SeqCst) == 1).await;
+
+    let (mut second, code, bound) = socks5_connect_raw(server.addr, &atyp_for(dest.addr)).await;
+    assert_eq!(code, 0x00);
+    echo_once(&mut second, b"second session").await;
+    let stats = pool.stats();
+    assert_eq!((stats.pool_misses, stats.pool_hits), (1, 1));
+    assert_eq!(stats.connections_in_use, 1);
+
+    // BND.ADDR is the local address of the pooled socket actually used: the
+    // destination saw exactly that peer, and it is not the first session's.
+    let first_peer = dest.peers.recv().await.expect("first peer");
+    let spare_peer = dest.peers.recv().await.expect("spare peer");
+    assert_eq!(bound, spare_peer);
+    assert_ne!(bound, first_peer);
+    drop(second);
+    eventually(|| pool.stats().connections_in_use == 0).await;
+}
+
+#[tokio::test]
+async fn used_connections_never_return_to_the_pool() {
+    let server = TestServer::start_toml(POOL_ON).await;
+    let dest = destination().await;
+    let pool = &server.services.pool;
+    for round in 0..6u8 {
+        let mut session = socks5_connect(server.addr, dest.addr).await;
+        echo_once(&mut session, &[round; 8]).await;
+        drop(session);
+        eventually(|| dest.closed.load(SeqCst) == usize::from(round) + 1).await;
+    }
+    let stats = pool.stats();
+    // Every session used its own upstream connection; every one of them
+    // ended when its session did.
+    assert_eq!(stats.pool_hits + stats.pool_misses, 6);
+    assert_eq!(stats.total_reused, stats.pool_hits);
+    assert!(stats.total_created >= 6, "{stats:?}");
+    assert!(stats.total_idle <= 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn errors_still_reach_the_client_and_the_telemetry_feed() {
+    let server = TestServer::start_toml(POOL_ON).await;
+    let dead = closed_port().await;
+    let (_stream, code, _) = socks5_connect_raw(server.addr, &atyp_for(dead)).await;
+    assert_eq!(code, 0x05);
+    let events = server.services.telemetry.query(&Default::default());
+    assert!(
+        events.iter().any(|e| e.category == "upstream"),
+        "a failed upstream connect is a telemetry event: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_pool_never_bypasses_authentication() {
+    let hash = ebbsocks::auth::hash_password("pool-pass").expect("hash");
+    let config = format!(
+        "{POOL_ON}[auth]\nmethod = \"userpass\"\n[[auth.users]]\nusername = \"u\"\npassword_hash = \"{hash}\"\n"
+    );
+    let server = TestServer::start_toml(&config).await;
+    let dest = destination().await;
+    // Mark demand through the pool directly, so an idle connection waits.
+    let _ = server.services.pool.get(dest.addr).await.expect("warm");
+    eventually(|| server.services.pool.stats().total_idle == 1).await;
+
+    let mut stream = server.connect().await;
+    within(stream.write_all(&[0x05, 0x01, 0x00]))
+        .await
+        .expect("greeting");
+    let mut choice = [0u8; 2];
+    within(stream.read_exact(&mut choice))
+        .await
+        .expect("choice");
+    assert_eq!(choice, [0x05, 0xFF], "no password, no session");
+    assert!(closed_by_peer(&mut stream).await);
+    assert_eq!(server.services.pool.stats().pool_hits, 0);
+}
