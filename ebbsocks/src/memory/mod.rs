@@ -1,0 +1,1 @@
+//! Allocator settings, memory readings and the purge policy.
