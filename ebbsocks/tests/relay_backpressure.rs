@@ -2,6 +2,9 @@
 //! and every byte arrives. This file holds one test on purpose: the buffer
 //! accounting it reads is process-wide.
 
+// In tests a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use ebbsocks::relay::{self, RelayEnd, RelayOptions, SCRATCH_SIZE};

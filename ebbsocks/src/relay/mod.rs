@@ -21,7 +21,9 @@
 //! timer lives behind a box that only exists when a timeout is configured.
 
 mod half;
+// In tests a panic is the failure report.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::future::Future;
