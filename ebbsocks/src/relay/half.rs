@@ -11,6 +11,9 @@ use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+#[cfg(target_os = "linux")]
+use super::splice::{self, Pipe};
+
 /// Bytes read per syscall into the worker thread's scratch buffer. 64 KiB
 /// matches the loopback MTU-sized segments the kernel hands out and measured
 /// fastest; see the relay benchmark.
@@ -39,14 +42,21 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 
 static BUFFERED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static PIPED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// Payload held by all relays in this process: unsent remainders waiting for
-/// a slow peer. Each is at most [`SCRATCH_SIZE`] and there is at most one per
-/// direction, so this is bounded by `2 * SCRATCH_SIZE` per session.
+/// Payload held by all relays in this process for slow peers. Each direction
+/// holds at most one remainder of one read (at most [`SCRATCH_SIZE`] on the
+/// heap, or one pipe's worth in the kernel), so this is bounded per session.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Buffered {
+    /// Heap bytes in remainders (counted in RSS).
     pub bytes: usize,
+    /// Heap remainders.
     pub buffers: usize,
+    /// Bytes waiting in leased pipes (kernel memory, not RSS).
+    pub piped_bytes: usize,
+    /// Pipes alive: leased or pooled per worker thread.
+    pub pipes: usize,
 }
 
 /// Reads the process-wide [`Buffered`] counters.
@@ -54,36 +64,104 @@ pub fn buffered() -> Buffered {
     Buffered {
         bytes: BUFFERED_BYTES.load(Relaxed),
         buffers: BUFFERS.load(Relaxed),
+        piped_bytes: PIPED_BYTES.load(Relaxed),
+        pipes: pipes(),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn pipes() -> usize {
+    splice::pipes()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pipes() -> usize {
+    0
 }
 
 /// Bytes read from `src` that `dst` has not accepted yet.
 #[derive(Debug)]
-struct Backlog {
-    data: Box<[u8]>,
-    sent: usize,
+enum Backlog {
+    Heap {
+        data: Box<[u8]>,
+        sent: usize,
+    },
+    #[cfg(target_os = "linux")]
+    Pipe {
+        /// `None` once handed back to the pool.
+        pipe: Option<Pipe>,
+        len: usize,
+    },
 }
 
 impl Backlog {
-    fn new(bytes: &[u8]) -> Box<Self> {
+    fn heap(bytes: &[u8]) -> Box<Self> {
         BUFFERED_BYTES.fetch_add(bytes.len(), Relaxed);
         BUFFERS.fetch_add(1, Relaxed);
-        Box::new(Self {
+        Box::new(Backlog::Heap {
             data: bytes.into(),
             sent: 0,
         })
     }
 
-    fn unsent(&self) -> &[u8] {
-        &self.data[self.sent..]
+    #[cfg(target_os = "linux")]
+    fn pipe(pipe: Pipe, len: usize) -> Box<Self> {
+        PIPED_BYTES.fetch_add(len, Relaxed);
+        Box::new(Backlog::Pipe {
+            pipe: Some(pipe),
+            len,
+        })
+    }
+
+    /// Writes what `dst` takes. Returns `Ok(true)` once nothing is left; an
+    /// emptied pipe is back in the pool by then.
+    fn flush(&mut self, dst: &TcpStream) -> io::Result<bool> {
+        match self {
+            Backlog::Heap { data, sent } => {
+                *sent += would_block_as_zero(write_some(dst, &data[*sent..]))?;
+                Ok(*sent == data.len())
+            }
+            #[cfg(target_os = "linux")]
+            Backlog::Pipe { pipe, len } => {
+                let Some(leased) = pipe else {
+                    return Ok(true);
+                };
+                let n = would_block_as_zero(leased.drain(dst, *len))?;
+                PIPED_BYTES.fetch_sub(n, Relaxed);
+                *len -= n;
+                if *len == 0 {
+                    if let Some(empty) = pipe.take() {
+                        empty.release();
+                    }
+                }
+                Ok(*len == 0)
+            }
+        }
     }
 }
 
 impl Drop for Backlog {
     fn drop(&mut self) {
-        BUFFERED_BYTES.fetch_sub(self.data.len(), Relaxed);
-        BUFFERS.fetch_sub(1, Relaxed);
+        match self {
+            Backlog::Heap { data, .. } => {
+                BUFFERED_BYTES.fetch_sub(data.len(), Relaxed);
+                BUFFERS.fetch_sub(1, Relaxed);
+            }
+            // A pipe still holding bytes is closed with them, never pooled.
+            #[cfg(target_os = "linux")]
+            Backlog::Pipe { len, .. } => {
+                PIPED_BYTES.fetch_sub(*len, Relaxed);
+            }
+        }
     }
+}
+
+/// What one read-and-write step did.
+enum Step {
+    Moved,
+    Eof,
+    /// `src` had nothing after all; its readiness is cleared.
+    Again,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +181,18 @@ pub(super) struct Half {
     bytes: u64,
     flow: Flow,
     activity: bool,
+    /// Move bytes with `splice(2)` instead of the scratch buffer.
+    splice: bool,
 }
 
 impl Half {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(splice: bool) -> Self {
         Self {
             backlog: None,
             bytes: 0,
             flow: Flow::Open,
             activity: false,
+            splice,
         }
     }
 
@@ -160,16 +241,9 @@ impl Half {
         loop {
             if let Some(backlog) = &mut self.backlog {
                 ready!(dst.poll_write_ready(cx))?;
-                match write_some(dst, backlog.unsent()) {
-                    Ok(n) => {
-                        self.activity = true;
-                        backlog.sent += n;
-                        if backlog.unsent().is_empty() {
-                            self.backlog = None;
-                        }
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(err) => return Poll::Ready(Err(err)),
+                self.activity = true;
+                if backlog.flush(dst)? {
+                    self.backlog = None;
                 }
                 continue;
             }
@@ -185,26 +259,80 @@ impl Half {
             // Leave the bytes in the kernel until the peer can take them.
             ready!(dst.poll_write_ready(cx))?;
             ready!(src.poll_read_ready(cx))?;
-            let n = match read_some(src, scratch) {
-                Ok(0) => {
-                    self.flow = Flow::Eof;
-                    continue;
-                }
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Poll::Ready(Err(err)),
-            };
-            self.bytes += n as u64;
-            self.activity = true;
-            let written = match write_some(dst, &scratch[..n]) {
-                Ok(written) => written,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(err) => return Poll::Ready(Err(err)),
-            };
-            if written < n {
-                self.backlog = Some(Backlog::new(&scratch[written..n]));
+            match self.step(src, dst, scratch)? {
+                Step::Moved => self.activity = true,
+                Step::Eof => self.flow = Flow::Eof,
+                Step::Again => {}
             }
         }
+    }
+
+    fn step(&mut self, src: &TcpStream, dst: &TcpStream, scratch: &mut [u8]) -> io::Result<Step> {
+        #[cfg(target_os = "linux")]
+        if self.splice {
+            if let Some(pipe) = Pipe::lease() {
+                return self.splice_step(src, dst, pipe);
+            }
+        }
+        self.copy_step(src, dst, scratch)
+    }
+
+    /// Through the scratch buffer; a remainder is copied to the heap.
+    fn copy_step(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        scratch: &mut [u8],
+    ) -> io::Result<Step> {
+        let n = match read_some(src, scratch) {
+            Ok(0) => return Ok(Step::Eof),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Again),
+            Err(err) => return Err(err),
+        };
+        self.bytes += n as u64;
+        let written = would_block_as_zero(write_some(dst, &scratch[..n]))?;
+        if written < n {
+            self.backlog = Some(Backlog::heap(&scratch[written..n]));
+        }
+        Ok(Step::Moved)
+    }
+
+    /// Through a leased pipe; a remainder stays in the pipe, which stays
+    /// leased until it drains.
+    #[cfg(target_os = "linux")]
+    fn splice_step(&mut self, src: &TcpStream, dst: &TcpStream, pipe: Pipe) -> io::Result<Step> {
+        let n = match pipe.fill(src, splice::CHUNK) {
+            Ok(0) => {
+                pipe.release();
+                return Ok(Step::Eof);
+            }
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                pipe.release();
+                return Ok(Step::Again);
+            }
+            Err(err) => {
+                pipe.release();
+                return Err(err);
+            }
+        };
+        self.bytes += n as u64;
+        // On error the pipe still holds bytes: it is dropped, not pooled.
+        let written = would_block_as_zero(pipe.drain(dst, n))?;
+        if written < n {
+            self.backlog = Some(Backlog::pipe(pipe, n - written));
+        } else {
+            pipe.release();
+        }
+        Ok(Step::Moved)
+    }
+}
+
+fn would_block_as_zero(result: io::Result<usize>) -> io::Result<usize> {
+    match result {
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
     }
 }
 

@@ -21,6 +21,8 @@
 //! timer lives behind a box that only exists when a timeout is configured.
 
 mod half;
+#[cfg(target_os = "linux")]
+mod splice;
 // In tests a panic is the failure report.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -37,6 +39,16 @@ use tokio::time::{Instant, Sleep};
 
 use half::Half;
 pub use half::{buffered, Buffered, SCRATCH_SIZE};
+
+/// Chooses between `splice(2)` through leased pipes (Linux) and copying
+/// through the worker's scratch buffer, for relays started from now on.
+/// Splice is the default where available.
+pub fn set_splice(enabled: bool) {
+    #[cfg(target_os = "linux")]
+    splice::set_enabled(enabled);
+    #[cfg(not(target_os = "linux"))]
+    let _ = enabled;
+}
 
 /// How a relay behaves; built by the server from its configuration.
 #[derive(Debug, Clone, Default)]
@@ -90,13 +102,32 @@ impl RelayEnd {
 /// one of them fails, or the idle timeout passes. Dropping the returned future
 /// closes both sockets.
 pub fn relay(client: TcpStream, upstream: TcpStream, options: &RelayOptions) -> Relay {
+    relay_with(client, upstream, options, splice_default())
+}
+
+fn relay_with(
+    client: TcpStream,
+    upstream: TcpStream,
+    options: &RelayOptions,
+    splice: bool,
+) -> Relay {
     Relay {
         client,
         upstream,
-        up: Half::new(),
-        down: Half::new(),
+        up: Half::new(splice),
+        down: Half::new(splice),
         idle: options.idle_timeout.map(IdleTimer::new),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn splice_default() -> bool {
+    splice::enabled()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn splice_default() -> bool {
+    false
 }
 
 /// The future returned by [`relay`]; see the module documentation.

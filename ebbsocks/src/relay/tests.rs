@@ -19,14 +19,36 @@ async fn pair() -> (TcpStream, TcpStream) {
     (near.unwrap().0, far.unwrap())
 }
 
+type Started = (TcpStream, TcpStream, tokio::task::JoinHandle<RelayOutcome>);
+
 /// Starts a relay; returns (client app, upstream app, relay task).
-async fn start(
-    options: RelayOptions,
-) -> (TcpStream, TcpStream, tokio::task::JoinHandle<RelayOutcome>) {
+async fn start(options: RelayOptions, splice: bool) -> Started {
     let (relay_client, client_app) = pair().await;
     let (relay_upstream, upstream_app) = pair().await;
-    let task = tokio::spawn(relay(relay_client, relay_upstream, &options));
+    let task = tokio::spawn(relay_with(relay_client, relay_upstream, &options, splice));
     (client_app, upstream_app, task)
+}
+
+/// Runs a test once copying through the scratch buffer (`copy`) and once
+/// with splice (`splice`, which copies too where splice does not exist).
+macro_rules! in_both_modes {
+    ($(#[$attr:meta])* async fn $name:ident($splice:ident: bool) $body:block) => {
+        mod $name {
+            use super::*;
+
+            $(#[$attr])*
+            async fn copy() {
+                run(false).await
+            }
+
+            $(#[$attr])*
+            async fn splice() {
+                run(true).await
+            }
+
+            async fn run($splice: bool) $body
+        }
+    };
 }
 
 /// A deterministic byte stream, addressable by offset: the receiver checks
@@ -98,10 +120,11 @@ fn the_future_stays_small() {
     });
 }
 
+in_both_modes! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_transfers_both_ways_at_once_arrive_intact() {
+async fn large_transfers_both_ways_at_once_arrive_intact(splice: bool) {
     const TOTAL: usize = 64 << 20;
-    let (client, upstream, task) = start(RelayOptions::default()).await;
+    let (client, upstream, task) = start(RelayOptions::default(), splice).await;
     let (client_r, client_w) = client.into_split();
     let (upstream_r, upstream_w) = upstream.into_split();
     let work = async {
@@ -123,10 +146,12 @@ async fn large_transfers_both_ways_at_once_arrive_intact() {
         }
     );
 }
+}
 
+in_both_modes! {
 #[tokio::test]
-async fn half_close_lets_the_answer_through() {
-    let (mut client, mut upstream, task) = start(RelayOptions::default()).await;
+async fn half_close_lets_the_answer_through(splice: bool) {
+    let (mut client, mut upstream, task) = start(RelayOptions::default(), splice).await;
     let server = async move {
         // The upstream answers only after it has read the request to EOF.
         let mut request = Vec::new();
@@ -154,10 +179,12 @@ async fn half_close_lets_the_answer_through() {
     assert_eq!(outcome.client_to_upstream, 8);
     assert_eq!(outcome.upstream_to_client, answer.len() as u64);
 }
+}
 
+in_both_modes! {
 #[tokio::test]
-async fn a_reset_upstream_resets_the_client() {
-    let (mut client, upstream, task) = start(RelayOptions::default()).await;
+async fn a_reset_upstream_resets_the_client(splice: bool) {
+    let (mut client, upstream, task) = start(RelayOptions::default(), splice).await;
     client.write_all(b"hello").await.unwrap();
     upstream.set_zero_linger().unwrap();
     drop(upstream);
@@ -175,10 +202,12 @@ async fn a_reset_upstream_resets_the_client() {
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
 }
+}
 
+in_both_modes! {
 #[tokio::test]
-async fn a_reset_client_resets_the_upstream() {
-    let (client, mut upstream, task) = start(RelayOptions::default()).await;
+async fn a_reset_client_resets_the_upstream(splice: bool) {
+    let (client, mut upstream, task) = start(RelayOptions::default(), splice).await;
     client.set_zero_linger().unwrap();
     drop(client);
     let outcome = timeout(LIMIT, task).await.unwrap().unwrap();
@@ -194,14 +223,16 @@ async fn a_reset_client_resets_the_upstream() {
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
 }
+}
 
+in_both_modes! {
 #[tokio::test(start_paused = true)]
-async fn an_idle_session_times_out() {
+async fn an_idle_session_times_out(splice: bool) {
     let started = tokio::time::Instant::now();
     let options = RelayOptions {
         idle_timeout: Some(Duration::from_secs(30)),
     };
-    let (mut client, mut upstream, task) = start(options).await;
+    let (mut client, mut upstream, task) = start(options, splice).await;
     let outcome = task.await.unwrap();
     assert_eq!(outcome.end, RelayEnd::IdleTimeout);
     assert_eq!(started.elapsed().as_secs(), 30);
@@ -210,14 +241,16 @@ async fn an_idle_session_times_out() {
     assert_eq!(client.read(&mut buf).await.unwrap(), 0);
     assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
 }
+}
 
+in_both_modes! {
 #[tokio::test(start_paused = true)]
-async fn traffic_in_either_direction_keeps_a_session_alive() {
+async fn traffic_in_either_direction_keeps_a_session_alive(splice: bool) {
     let started = tokio::time::Instant::now();
     let options = RelayOptions {
         idle_timeout: Some(Duration::from_secs(30)),
     };
-    let (mut client, mut upstream, mut task) = start(options).await;
+    let (mut client, mut upstream, mut task) = start(options, splice).await;
     let mut byte = [0; 1];
     for round in 0..4 {
         tokio::time::sleep(Duration::from_secs(20)).await;
@@ -237,6 +270,7 @@ async fn traffic_in_either_direction_keeps_a_session_alive() {
         (outcome.client_to_upstream, outcome.upstream_to_client),
         (2, 2)
     );
+}
 }
 
 #[test]
