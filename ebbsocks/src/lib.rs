@@ -5,12 +5,25 @@
 //! # Layout
 //!
 //! ```text
+//! main.rs        CLI -> Config::load -> bind listeners -> server::serve
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
+//! error.rs       why a session failed; the one mapping to reply codes and reasons
+//! logging.rs     tracing setup: filter, text or JSON
 //! auth.rs        argon2 password verification off the runtime's workers
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
+//! server/        accept loop, limits, shutdown; handshake.rs reads the request,
+//!                conn.rs is one client's way through the server
+//! upstream/      resolve (async DNS), connect (each address in turn), pool of
+//!                pristine connections
+//! relay/         bidirectional relay in one task, no payload buffer while idle
+//! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
-//! upstream/      connections to destinations: pool of pristine connections
+//! api/           HTTP API (axum): thin routes over stats, pool and memory
 //! ```
+//!
+//! Imports run one way: `server` uses `proto`, `auth`, `upstream`, `relay`,
+//! `memory` and `stats`; `api` reads `stats`, the pool and `memory`; `proto`
+//! knows nothing of the rest, and nothing below `api` knows HTTP exists.
 
 pub mod api;
 pub mod auth;
