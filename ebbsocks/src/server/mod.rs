@@ -64,6 +64,25 @@ impl Services {
     }
 }
 
+/// Pending connections the kernel may queue before `accept`. A spike arrives
+/// faster than any accept loop runs; with the usual 1024, the overflow is
+/// dropped and those clients wait a second or more for their SYN to be
+/// retransmitted. The kernel caps this at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener the way the server wants it: address reuse (so a restart
+/// does not wait out TIME_WAIT) and a deep accept queue.
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves SOCKS clients on `listener` until `shutdown` completes, then drains.
 pub async fn run(
     listener: TcpListener,

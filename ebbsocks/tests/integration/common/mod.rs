@@ -13,7 +13,7 @@ use std::time::Duration;
 use ebbsocks::config::Config;
 use ebbsocks::server::{self, Services};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +46,7 @@ impl TestServer {
     }
 
     pub async fn start_with(services: Arc<Services>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone().cancelled_owned();
