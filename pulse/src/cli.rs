@@ -57,6 +57,7 @@ pub struct SpikeArgs {
     /// Connections in a big pulse.
     #[arg(long, default_value_t = 9000)]
     pub big: usize,
+    /// Number of big pulses (0 for a control run with small pulses only).
     #[arg(long, default_value_t = 3)]
     pub big_pulses: u32,
     /// Seconds between big pulses (and before the first small one).
@@ -65,6 +66,7 @@ pub struct SpikeArgs {
     /// Connections in a small pulse.
     #[arg(long, default_value_t = 1000)]
     pub small: usize,
+    /// Number of small pulses, after the big ones.
     #[arg(long, default_value_t = 3)]
     pub small_pulses: u32,
     /// Seconds between small pulses.
@@ -110,6 +112,7 @@ pub struct AuthArgs {
     /// RFC 1929 username (with --pass).
     #[arg(long, requires = "pass")]
     pub user: Option<String>,
+    /// RFC 1929 password (with --user).
     #[arg(long, requires = "user")]
     pub pass: Option<String>,
 }

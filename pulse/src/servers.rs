@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -46,7 +46,7 @@ pub struct Server {
 impl Server {
     /// Binds `bind` (use port 0) and serves in the background.
     pub async fn start(bind: SocketAddr, service: Service) -> io::Result<Server> {
-        let listener = TcpListener::bind(bind).await?;
+        let listener = listen(bind)?;
         let addr = listener.local_addr()?;
         let open = Arc::new(AtomicUsize::new(0));
         let accept_errors = Arc::new(AtomicU64::new(0));
@@ -83,6 +83,21 @@ impl Drop for Server {
         let _ = self.stop.send(true);
         self.task.abort();
     }
+}
+
+/// Binds with the longest accept queue the kernel allows (net.core.somaxconn
+/// caps it). tokio's default of 1024 overflows when hundreds of clients
+/// connect at once: the kernel then drops handshakes and clients wait a
+/// full second to retransmit, which would make pulse's own sink, not the
+/// server under test, the bottleneck of a spike.
+fn listen(bind: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match bind {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(bind)?;
+    socket.listen(65535)
 }
 
 async fn accept_loop(
