@@ -59,17 +59,23 @@ pub fn open_now() -> Option<u64> {
     u64::try_from(n).ok()
 }
 
-/// Checks that `needed` more descriptors fit; the error says what to do.
-pub fn check(needed: u64, in_use: u64, limit: FdLimit, what: &str) -> Result<(), String> {
+/// Checks that `needed` more descriptors fit; the error says what to do,
+/// with `hint` as one more way out.
+pub fn check(
+    needed: u64,
+    in_use: u64,
+    limit: FdLimit,
+    what: &str,
+    hint: &str,
+) -> Result<(), String> {
     let total = needed + in_use + RESERVE;
     if total <= limit.soft {
         return Ok(());
     }
     Err(format!(
         "this run needs about {total} open files ({what}; {in_use} already open, {RESERVE} reserve) \
-         but the limit is {} (hard {}). Use fewer connections, raise the hard limit \
-         (ulimit -Hn), or run the destination sink in its own process \
-         (`pulse sink --listen 127.0.0.1:PORT`, then `--dest 127.0.0.1:PORT`)",
+         but the limit is {} (hard {}). Use fewer connections or raise the hard limit \
+         (ulimit -Hn){hint}",
         limit.soft, limit.hard
     ))
 }
@@ -91,8 +97,8 @@ mod tests {
             soft: 20000,
             hard: 20000,
         };
-        assert!(check(18000, 10, limit, "2 x 9000").is_ok());
-        let err = check(19990, 10, limit, "2 x 9995").unwrap_err();
+        assert!(check(18000, 10, limit, "2 x 9000", "").is_ok());
+        let err = check(19990, 10, limit, "2 x 9995", ", or try `pulse sink`").unwrap_err();
         assert!(err.contains("20064") && err.contains("pulse sink"), "{err}");
     }
 }

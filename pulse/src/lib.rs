@@ -24,6 +24,7 @@
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
+//! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
 //! ```
 //!
 //! pulse deliberately does not depend on the ebbsocks crate: a tool that

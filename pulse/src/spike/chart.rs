@@ -42,9 +42,14 @@ fn nice_step(max: f64, ticks: f64) -> f64 {
     n * mag
 }
 
-/// (axis top, step) for values up to `max`, with a little headroom.
-fn axis(max: f64, ticks: f64) -> (f64, f64) {
-    let max = if max > 0.0 { max * 1.08 } else { 1.0 };
+/// (axis top, step) for values up to `max`, with `headroom` (0.08 = 8%)
+/// so a line at its maximum does not run along the frame.
+fn axis(max: f64, ticks: f64, headroom: f64) -> (f64, f64) {
+    let max = if max > 0.0 {
+        max * (1.0 + headroom)
+    } else {
+        1.0
+    };
     let step = nice_step(max, ticks);
     ((max / step).ceil() * step, step)
 }
@@ -112,16 +117,16 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
         .chain(phases.iter().map(|p| p.end_ms))
         .max()
         .unwrap_or(0);
-    let (t_max, t_step) = axis(last_t as f64 / 1000.0, 12.0);
+    let (t_max, t_step) = axis(last_t as f64 / 1000.0, 14.0, 0.0);
     let max_rss = samples
         .iter()
         .filter_map(|s| s.rss_bytes)
         .max()
         .unwrap_or(0) as f64
         / MIB;
-    let (mem_max, mem_step) = axis(max_rss, 6.0);
+    let (mem_max, mem_step) = axis(max_rss, 6.0, 0.08);
     let max_open = samples.iter().map(|s| s.open).max().unwrap_or(0) as f64;
-    let (open_max, open_step) = axis(max_open, 6.0);
+    let (open_max, open_step) = axis(max_open, 6.0, 0.08);
     let sc = Scale {
         t_max,
         mem_max,

@@ -71,13 +71,14 @@ pub async fn run(args: &SpikeArgs) -> anyhow::Result<SpikeReport> {
     let biggest = steps.iter().map(|s| s.size).max().unwrap_or(0) as u64;
     let per_conn = if own_sink { 2 } else { 1 };
     let what = format!("{biggest} connections x {per_conn} sockets each");
-    fdlimit::check(
-        biggest * per_conn,
-        fdlimit::open_now().unwrap_or(0),
-        limit,
-        &what,
-    )
-    .map_err(|e| anyhow!(e))?;
+    let sink_alone = "run the sink in its own process (`pulse sink --listen 127.0.0.1:PORT`)";
+    let hint = match (own_sink, args.mode) {
+        (false, _) => String::new(),
+        (true, Mode::Raw) => format!(", or {sink_alone} and pass --target 127.0.0.1:PORT"),
+        (true, Mode::Socks) => format!(", or {sink_alone} and pass --dest 127.0.0.1:PORT"),
+    };
+    let in_use = fdlimit::open_now().unwrap_or(0);
+    fdlimit::check(biggest * per_conn, in_use, limit, &what, &hint).map_err(|e| anyhow!(e))?;
 
     let sink = match own_sink {
         true => Some(
