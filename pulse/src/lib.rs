@@ -1,0 +1,46 @@
+//! pulse: a load tool for SOCKS proxies and plain TCP servers.
+//!
+//! It answers three questions about a server it does not need to know
+//! anything about:
+//!
+//! - `spike`: does memory come back to the OS after a connection spike? It
+//!   replays big pulses of connections, then small ones, while sampling the
+//!   server's memory, and charts the result.
+//! - `throughput`: how much bulk transfer does the proxy cost against a direct
+//!   connection to the same destination, measured in the same run?
+//! - `rate`: how many short connections per second, and at what latency?
+//!
+//! # Layout
+//!
+//! ```text
+//! cli.rs          clap arguments and value parsers (durations, sizes, lists)
+//! socks.rs        SOCKS5 client: greeting, RFC 1929 auth, CONNECT, replies
+//! dial.rs         one outbound stream, direct or through the proxy, with a timeout
+//! fail.rs         failure kinds (refused, timeout, socks reply X, ...) and counts
+//! fdlimit.rs      raise RLIMIT_NOFILE, check a run fits under it
+//! servers.rs      destinations pulse runs itself: sink, discard, source, echo
+//! stats.rs        medians and human formatting of bytes and rates
+//! memory/         reading a server's memory: /proc/PID or an HTTP JSON endpoint
+//! spike/          the spike experiment: schedule, sampler, summary, chart, output
+//! throughput.rs   bulk transfer, proxy against direct
+//! rate.rs         connection rate and latency percentiles, proxy against direct
+//! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
+//! ```
+//!
+//! pulse deliberately does not depend on the ebbsocks crate: a tool that
+//! measures a server should not share that server's protocol code or bugs.
+
+pub mod cli;
+pub mod dial;
+pub mod fail;
+pub mod fdlimit;
+pub mod memory;
+pub mod rate;
+pub mod servers;
+pub mod socks;
+pub mod spike;
+pub mod stats;
+pub mod throughput;
+
+#[cfg(test)]
+mod test_proxy;

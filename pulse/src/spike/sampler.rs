@@ -1,0 +1,190 @@
+//! The memory sampler: its own OS thread, so samples stay on time while
+//! thousands of connect tasks keep the runtime busy. It reads the open
+//! connection count and current phase from [`Shared`] and the server's
+//! memory from a [`Source`].
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::memory::Source;
+
+/// State the run updates and the sampler reads.
+#[derive(Debug)]
+pub struct Shared {
+    start: Instant,
+    /// Connections pulse holds right now (established, handshake done).
+    pub open: AtomicUsize,
+    phase: Mutex<String>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            start: Instant::now(),
+            open: AtomicUsize::new(0),
+            phase: Mutex::new("start".into()),
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn set_phase(&self, label: &str) {
+        let mut p = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        label.clone_into(&mut p);
+    }
+
+    pub fn phase(&self) -> String {
+        self.phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub t_ms: u64,
+    pub open: usize,
+    pub rss_bytes: Option<u64>,
+    pub rss_anon_bytes: Option<u64>,
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub detail: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub samples: Vec<Sample>,
+    /// Failed memory reads by message.
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+pub struct Sampler {
+    stop: mpsc::Sender<()>,
+    handle: thread::JoinHandle<Sampled>,
+}
+
+/// Distinct error messages kept; more are lumped together so a flapping
+/// source cannot grow the map without bound.
+const MAX_ERROR_KINDS: usize = 16;
+
+impl Sampler {
+    pub fn start(
+        shared: Arc<Shared>,
+        source: Option<Source>,
+        every: Duration,
+    ) -> io::Result<Sampler> {
+        let (stop, stop_rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("pulse-sampler".into())
+            .spawn(move || sample_loop(&shared, source.as_ref(), every, &stop_rx))?;
+        Ok(Sampler { stop, handle })
+    }
+
+    /// Takes a last sample and returns everything collected.
+    pub fn finish(self) -> Sampled {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap_or_else(|_| {
+            let mut s = Sampled::default();
+            s.errors.insert("sampler thread panicked".into(), 1);
+            s
+        })
+    }
+}
+
+fn sample_loop(
+    shared: &Shared,
+    source: Option<&Source>,
+    every: Duration,
+    stop: &mpsc::Receiver<()>,
+) -> Sampled {
+    let mut out = Sampled::default();
+    let mut next = Instant::now();
+    loop {
+        take(shared, source, &mut out);
+        // Ticks stay on a fixed grid; a slow read skips ticks, never bunches them.
+        let now = Instant::now();
+        while next <= now {
+            next += every;
+        }
+        match stop.recv_timeout(next - now) {
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            _ => {
+                take(shared, source, &mut out);
+                return out;
+            }
+        }
+    }
+}
+
+fn take(shared: &Shared, source: Option<&Source>, out: &mut Sampled) {
+    let t_ms = shared.elapsed_ms();
+    let open = shared.open.load(Ordering::Relaxed);
+    let phase = shared.phase();
+    let reading = source.map(Source::read).transpose().unwrap_or_else(|e| {
+        let key = if out.errors.len() < MAX_ERROR_KINDS || out.errors.contains_key(&e) {
+            e
+        } else {
+            "other memory read errors".into()
+        };
+        *out.errors.entry(key).or_default() += 1;
+        None
+    });
+    out.samples.push(Sample {
+        t_ms,
+        open,
+        rss_bytes: reading.as_ref().map(|r| r.rss_bytes),
+        rss_anon_bytes: reading.as_ref().and_then(|r| r.rss_anon_bytes),
+        phase,
+        detail: reading.map(|r| r.detail).unwrap_or_default(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_own_process_until_stopped() {
+        let shared = Arc::new(Shared::new());
+        let source = Source::Pid(std::process::id());
+        let s = Sampler::start(shared.clone(), Some(source), Duration::from_millis(5)).unwrap();
+        shared.open.store(7, Ordering::Relaxed);
+        shared.set_phase("hold");
+        let out = s.finish();
+        assert!(!out.samples.is_empty());
+        let last = out.samples.last().unwrap();
+        assert_eq!((last.open, last.phase.as_str()), (7, "hold"));
+        assert!(last.rss_bytes.unwrap() > 0);
+        assert!(out.errors.is_empty());
+    }
+
+    #[test]
+    fn read_errors_are_counted_not_fatal() {
+        let shared = Arc::new(Shared::new());
+        let s = Sampler::start(
+            shared,
+            Some(Source::Pid(u32::MAX)),
+            Duration::from_millis(5),
+        )
+        .unwrap();
+        let out = s.finish();
+        assert!(out.samples.iter().all(|s| s.rss_bytes.is_none()));
+        assert_eq!(out.errors.values().sum::<u64>(), out.samples.len() as u64);
+    }
+}
