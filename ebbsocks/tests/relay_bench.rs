@@ -87,10 +87,29 @@ fn allocated() -> u64 {
     memory::read().allocator.unwrap().allocated
 }
 
+/// CPU time (user + system) this process has used.
+fn cpu_time() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Speed of one run and the CPU it took.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    mib_per_s: f64,
+    /// CPU seconds of the whole process (senders, receivers, proxy) per GiB.
+    cpu_per_gib: f64,
+}
+
 /// One run: `streams` connections each carry `total / streams` bytes from a
-/// sender thread to a receiver thread, through `target`. Returns MiB/s.
-fn transfer(target: SocketAddr, sink: &StdListener, streams: usize, total: usize) -> f64 {
+/// sender thread to a receiver thread, through `target`.
+fn transfer(target: SocketAddr, sink: &StdListener, streams: usize, total: usize) -> Run {
     let per_stream = total / streams;
+    let cpu = cpu_time();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..streams {
@@ -116,12 +135,24 @@ fn transfer(target: SocketAddr, sink: &StdListener, streams: usize, total: usize
             });
         }
     });
-    mib((per_stream * streams) as u64) / started.elapsed().as_secs_f64()
+    let moved = (per_stream * streams) as u64;
+    Run {
+        mib_per_s: mib(moved) / started.elapsed().as_secs_f64(),
+        cpu_per_gib: (cpu_time() - cpu).as_secs_f64() / (moved as f64 / (1u64 << 30) as f64),
+    }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Medians of throughput and CPU over runs.
+fn median(runs: &[Run]) -> Run {
+    let pick = |f: fn(&Run) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Run {
+        mib_per_s: pick(|r| r.mib_per_s),
+        cpu_per_gib: pick(|r| r.cpu_per_gib),
+    }
 }
 
 #[test]
@@ -142,15 +173,33 @@ fn throughput_direct_vs_relay() {
         total >> 20
     );
     for streams in [1, 8] {
-        let (mut direct, mut relayed) = (Vec::new(), Vec::new());
+        let (mut direct, mut copy, mut splice) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             direct.push(transfer(sink_addr, &sink, streams, total));
-            relayed.push(transfer(proxy_addr, &sink, streams, total));
+            relay::set_splice(false);
+            copy.push(transfer(proxy_addr, &sink, streams, total));
+            relay::set_splice(true);
+            splice.push(transfer(proxy_addr, &sink, streams, total));
         }
-        let (d, r) = (median(direct.clone()), median(relayed.clone()));
+        let (d, c, s) = (median(&direct), median(&copy), median(&splice));
         println!(
-            "  {streams} stream(s): direct {d:7.0}  relay {r:7.0}  ratio {:.2}   (direct {direct:.0?}, relay {relayed:.0?})",
-            r / d
+            "  {streams} stream(s) MiB/s: direct {:6.0} | copy {:6.0} ({:.2}x) | splice {:6.0} ({:.2}x)",
+            d.mib_per_s,
+            c.mib_per_s,
+            c.mib_per_s / d.mib_per_s,
+            s.mib_per_s,
+            s.mib_per_s / d.mib_per_s,
+        );
+        println!(
+            "  {streams} stream(s) CPU s/GiB: direct {:.2} | copy {:.2} | splice {:.2}",
+            d.cpu_per_gib, c.cpu_per_gib, s.cpu_per_gib
+        );
+        let speeds = |runs: &[Run]| runs.iter().map(|r| r.mib_per_s.round()).collect::<Vec<_>>();
+        println!(
+            "    rounds MiB/s: direct {:?} copy {:?} splice {:?}",
+            speeds(&direct),
+            speeds(&copy),
+            speeds(&splice)
         );
     }
 }
@@ -158,8 +207,8 @@ fn throughput_direct_vs_relay() {
 /// The client and far ends of the idle-cost benchmark live in a child process
 /// (this test binary again), so the proxy process holds only its own two
 /// sockets per connection, as the real server does, within the fd limit.
-/// Commands on stdin: `open N`, `close`; answers on stdout: `sink ADDR`,
-/// `ok`.
+/// Commands on stdin: `open N`, `close`; answers on stdout: `@@sink ADDR`,
+/// `@@ok`.
 #[test]
 #[ignore = "helper process of idle_cost_and_return_after_a_burst"]
 fn load_generator_child() {
@@ -168,7 +217,7 @@ fn load_generator_child() {
     };
     let proxy_addr: SocketAddr = proxy_addr.parse().unwrap();
     let sink = StdListener::bind("127.0.0.1:0").unwrap();
-    println!("sink {}", sink.local_addr().unwrap());
+    println!("@@sink {}", sink.local_addr().unwrap());
     let mut pairs = Vec::new();
     for line in std::io::stdin().lines() {
         let line = line.unwrap();
@@ -188,7 +237,7 @@ fn load_generator_child() {
         } else {
             break;
         }
-        println!("ok");
+        println!("@@ok");
     }
 }
 
@@ -223,13 +272,14 @@ impl Child {
             stdin,
             stdout,
         };
-        let sink = child.expect("sink ").parse().unwrap();
+        let sink = child.expect("sink").trim().parse().unwrap();
         (child, sink)
     }
 
     fn expect(&mut self, prefix: &str) -> String {
         for line in &mut self.stdout {
-            if let Some(rest) = line.unwrap().strip_prefix(prefix) {
+            // libtest may print its own text before ours on the same line.
+            if let Some((_, rest)) = line.unwrap().split_once(&format!("@@{prefix}")) {
                 return rest.to_owned();
             }
         }
@@ -329,8 +379,9 @@ fn idle_cost_and_return_after_a_burst() {
     child.command("close");
     wait_closed();
     println!(
-        "  all relays ended {:.0?} after the close",
-        closing.elapsed()
+        "  all relays ended {:.0?} after the close; largest worker stall while closing {} us",
+        closing.elapsed(),
+        stall.swap(0, std::sync::atomic::Ordering::Relaxed)
     );
     let mut line = String::from("  RSS after the burst (s: MiB above baseline):");
     for at_ms in [0u64, 250, 500, 1000, 1500, 2000, 3000, 5000] {
@@ -348,7 +399,7 @@ fn idle_cost_and_return_after_a_burst() {
     println!("{line}");
     let report = monitor.report();
     println!(
-        "  purges {:?}\n  allocator {:?}\n  largest worker stall {} us",
+        "  purges {:?}\n  allocator {:?}\n  largest worker stall after the close (purges) {} us",
         report.purge,
         report.allocator,
         stall.load(std::sync::atomic::Ordering::Relaxed)

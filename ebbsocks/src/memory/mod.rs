@@ -53,6 +53,7 @@ pub fn configure(config: &MemoryConfig) -> Result<(), MemoryError> {
     if config.disable_thp {
         disable_thp().map_err(MemoryError::Thp)?;
     }
+    tracing::debug!(settings = ?jemalloc::settings().ok(), thp_disabled = ?thp_disabled(), "allocator configured");
     Ok(())
 }
 
@@ -86,9 +87,8 @@ pub struct MemoryReport {
     pub allocator: Option<AllocatorStats>,
     pub settings: Option<AllocatorSettings>,
     pub thp_disabled: Option<bool>,
-    /// Payload held by relays for slow peers (see [`relay::buffered`]).
-    pub relay_buffered_bytes: usize,
-    pub relay_buffers: usize,
+    /// Payload held by relays for slow peers, and splice pipes alive.
+    pub relay: relay::Buffered,
     /// Filled in by [`MemoryMonitor::report`]; `None` from [`read`].
     pub open_connections: Option<u64>,
     /// Filled in by [`MemoryMonitor::report`]; `None` from [`read`].
@@ -105,15 +105,13 @@ pub fn read() -> MemoryReport {
         ),
         Err(_) => (None, None),
     };
-    let buffered = relay::buffered();
     MemoryReport {
         rss_bytes,
         rss_anon_bytes,
         allocator: jemalloc::stats().ok(),
         settings: jemalloc::settings().ok(),
         thp_disabled: thp_disabled(),
-        relay_buffered_bytes: buffered.bytes,
-        relay_buffers: buffered.buffers,
+        relay: relay::buffered(),
         open_connections: None,
         purge: None,
     }

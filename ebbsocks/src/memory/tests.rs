@@ -70,6 +70,7 @@ fn the_monitor_counts_connections() {
     }
     monitor.connection_closed();
     let report = monitor.report();
+    println!("{}", serde_json::to_string(&report).unwrap());
     assert_eq!(report.open_connections, Some(2));
     assert_eq!(report.purge.unwrap().count, 0);
 }

@@ -13,9 +13,10 @@ use tokio::net::TcpStream;
 
 /// Idle pipes kept per thread; more are closed when returned.
 const POOL_PER_THREAD: usize = 4;
-/// Pipes alive at once in the process (two file descriptors each). Past it a
-/// direction falls back to copying through the scratch buffer.
-const MAX_PIPES: usize = 1024;
+/// Pipes alive at once in the process (two file descriptors each, so at most
+/// 128 descriptors taken from the connection budget). Past it a direction
+/// copies through the scratch buffer instead.
+const MAX_PIPES: usize = 64;
 
 /// Bytes moved per `splice` pair: one default pipe's capacity.
 pub(super) const CHUNK: usize = 64 * 1024;
