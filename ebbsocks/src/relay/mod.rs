@@ -74,8 +74,8 @@ pub enum RelayEnd {
     IdleTimeout,
     /// A socket failed (reset, broken pipe, ...); both sides were aborted.
     Error(io::ErrorKind),
-    /// The caller stopped the relay (server shutdown). [`relay`] itself never
-    /// returns this; it exists so callers that cancel it can say so.
+    /// The caller stopped the relay (server shutdown); see
+    /// [`Relay::interrupted`]. Polling the relay never yields this.
     Shutdown,
 }
 
@@ -145,6 +145,12 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// What has moved so far, for a caller that stops the relay before it
+    /// ends (server shutdown): the bytes are real, the end is `Shutdown`.
+    pub fn interrupted(&self) -> RelayOutcome {
+        self.outcome(RelayEnd::Shutdown)
+    }
+
     fn outcome(&self, end: RelayEnd) -> RelayOutcome {
         RelayOutcome {
             client_to_upstream: self.up.bytes(),

@@ -108,13 +108,10 @@ pub(super) async fn handle(
         let options = RelayOptions {
             idle_timeout: services.config.server.idle_timeout(),
         };
+        let mut relay = std::pin::pin!(relay::relay(client, upstream, &options));
         tokio::select! {
-            outcome = relay::relay(client, upstream, &options) => outcome,
-            () = force_close.cancelled() => RelayOutcome {
-                client_to_upstream: 0,
-                upstream_to_client: 0,
-                end: RelayEnd::Shutdown,
-            },
+            outcome = &mut relay => outcome,
+            () = force_close.cancelled() => relay.interrupted(),
         }
     };
     let up = outcome.client_to_upstream + early;

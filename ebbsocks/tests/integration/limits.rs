@@ -82,10 +82,17 @@ async fn sessions_are_closed_when_the_grace_period_ends() {
     let mut server = TestServer::start_toml("[server]\nshutdown_grace_secs = 1\n").await;
     let echo = echo_server("127.0.0.1:0").await;
     let mut session = socks5_connect(server.addr, echo).await;
+    within(session.write_all(b"counted")).await.expect("write");
+    let mut back = [0u8; 7];
+    within(session.read_exact(&mut back)).await.expect("echo");
     let stopped = server.begin_shutdown();
     within(stopped)
         .await
         .expect("server task")
         .expect("clean exit");
     assert!(closed_by_peer(&mut session).await);
+    // A session closed by shutdown still has its bytes counted.
+    let stats = server.services.stats.snapshot();
+    assert_eq!(stats.bytes_client_to_upstream, 7);
+    assert_eq!(stats.bytes_upstream_to_client, 7);
 }
