@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::{self, Negotiated};
 use super::Services;
 use crate::error::SessionError;
-use crate::relay::{self, RelayEnd, RelayOptions, RelayOutcome};
+use crate::relay::{self, Relay, RelayOptions};
 use crate::upstream::connect;
+use crate::upstream::pool::Lease;
 
 /// Counts the connection open for as long as it lives, and holds its slot
 /// under `max_connections`.
@@ -42,7 +43,7 @@ impl Drop for OpenConnection {
 }
 
 pub(super) async fn handle(
-    mut client: TcpStream,
+    client: TcpStream,
     peer: SocketAddr,
     services: Arc<Services>,
     force_close: CancellationToken,
@@ -50,37 +51,72 @@ pub(super) async fn handle(
 ) {
     let open = OpenConnection::new(services, permit);
     let services = &open.services;
+    // Everything before the relay runs in a boxed future that is freed when
+    // the session is established: the task itself keeps only what relaying
+    // needs, which is most of what an idle connection costs.
+    let setup = Box::pin(establish(client, peer, services));
+    let session = tokio::select! {
+        session = setup => session,
+        () = force_close.cancelled() => return,
+    };
+    let Some(mut session) = session else {
+        return;
+    };
+    // Polled in place: moving the relay out would give it a second slot in
+    // the task's state.
+    let outcome = tokio::select! {
+        outcome = &mut session.relay => outcome,
+        () = force_close.cancelled() => session.relay.interrupted(),
+    };
+    let up = outcome.client_to_upstream + session.early_bytes;
+    let down = outcome.upstream_to_client;
+    services.stats.session_finished(up, down);
+    if let Some(log) = session.log {
+        log.write(up, down, outcome.end.label());
+    }
+}
+
+/// A granted session, ready to relay.
+struct Established {
+    relay: Relay,
+    /// Counts the upstream connection in use until the session ends.
+    _lease: Lease,
+    /// Bytes the client sent with its request, already forwarded.
+    early_bytes: u64,
+    /// Boxed: only present with the access log on, and rarely read.
+    log: Option<Box<SessionLog>>,
+}
+
+/// Handshake under the deadline, connect, reply, forward early data. Failures
+/// are answered, counted and logged here; `None` means the session is over.
+async fn establish(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    services: &Services,
+) -> Option<Established> {
     let started = Instant::now();
     // Latency matters more than packet count for a proxy's small messages.
     let _ = client.set_nodelay(true);
 
     let deadline = services.config.server.handshake_timeout();
-    // Boxed so the handshake's state is freed before the long relay phase
-    // instead of sizing the whole connection task.
-    let negotiated = tokio::select! {
-        result = tokio::time::timeout(
-            deadline,
-            Box::pin(handshake::negotiate(&mut client, &services.auth)),
-        ) => match result {
+    let negotiated =
+        match tokio::time::timeout(deadline, handshake::negotiate(&mut client, &services.auth))
+            .await
+        {
             Ok(Ok(negotiated)) => negotiated,
             Ok(Err(err)) => return handshake_failed(services, &err),
             Err(_) => return handshake_failed(services, &SessionError::HandshakeTimeout(deadline)),
-        },
-        () = force_close.cancelled() => return,
-    };
+        };
 
-    let upstream = tokio::select! {
-        result = Box::pin(connect::connect(&negotiated.target, &services.resolver, &services.pool)) => result,
-        () = force_close.cancelled() => return,
-    };
     let access_log = services.config.logging.access_log;
-    let log = access_log.then(|| SessionLog::new(peer, &negotiated, started));
-    let upstream = match upstream {
-        Ok(upstream) => upstream,
-        Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
-    };
+    let log = access_log.then(|| Box::new(SessionLog::new(peer, &negotiated, started)));
+    let upstream =
+        match connect::connect(&negotiated.target, &services.resolver, &services.pool).await {
+            Ok(upstream) => upstream,
+            Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
+        };
     let reused = upstream.reused;
-    let (mut upstream, _lease) = upstream.into_parts();
+    let (mut upstream, lease) = upstream.into_parts();
     let _ = upstream.set_nodelay(true);
     let bound = match upstream.local_addr() {
         Ok(bound) => bound,
@@ -90,36 +126,26 @@ pub(super) async fn handle(
             return connect_failed(services, &mut client, negotiated, err, log).await;
         }
     };
-    let Ok(early_data) = negotiated.grant(&mut client, bound).await else {
-        return;
-    };
+    let early_data = negotiated.grant(&mut client, bound).await.ok()?;
     tracing::debug!(reused, %bound, "connected");
 
     services.stats.session_started();
-    let early = early_data.len() as u64;
-    let outcome = if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
-        RelayOutcome {
-            client_to_upstream: 0,
-            upstream_to_client: 0,
-            end: RelayEnd::Error(std::io::ErrorKind::BrokenPipe),
+    if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
+        services.stats.session_finished(0, 0);
+        if let Some(log) = log {
+            log.write(0, 0, "upstream_write_failed");
         }
-    } else {
-        drop(early_data);
-        let options = RelayOptions {
-            idle_timeout: services.config.server.idle_timeout(),
-        };
-        let mut relay = std::pin::pin!(relay::relay(client, upstream, &options));
-        tokio::select! {
-            outcome = &mut relay => outcome,
-            () = force_close.cancelled() => relay.interrupted(),
-        }
-    };
-    let up = outcome.client_to_upstream + early;
-    let down = outcome.upstream_to_client;
-    services.stats.session_finished(up, down);
-    if let Some(log) = log {
-        log.write(up, down, outcome.end.label());
+        return None;
     }
+    let options = RelayOptions {
+        idle_timeout: services.config.server.idle_timeout(),
+    };
+    Some(Established {
+        relay: relay::relay(client, upstream, &options),
+        _lease: lease,
+        early_bytes: early_data.len() as u64,
+        log,
+    })
 }
 
 async fn connect_failed(
@@ -127,19 +153,21 @@ async fn connect_failed(
     client: &mut TcpStream,
     negotiated: Negotiated,
     err: SessionError,
-    log: Option<SessionLog>,
-) {
+    log: Option<Box<SessionLog>>,
+) -> Option<Established> {
     services.stats.connect_failed(err.reason());
     tracing::debug!(%err, "upstream connect failed");
     negotiated.refuse(client, &err).await;
     if let Some(log) = log {
         log.write(0, 0, err.reason());
     }
+    None
 }
 
-fn handshake_failed(services: &Services, err: &SessionError) {
+fn handshake_failed(services: &Services, err: &SessionError) -> Option<Established> {
     services.stats.handshake_failed(err.reason());
     tracing::debug!(%err, reason = err.reason(), "handshake failed");
+    None
 }
 
 /// What the access log line needs, taken from the request before the reply

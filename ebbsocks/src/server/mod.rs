@@ -212,6 +212,26 @@ mod tests {
         assert_eq!(backoff.after_error(&emfile), Some(Duration::from_millis(5)));
     }
 
+    /// Every open connection is one task whose size is this future's: it is
+    /// most of what an idle proxied connection costs, so it stays small
+    /// (the handshake and connect states are boxed and freed early).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit");
+        let peer = client.local_addr().expect("addr");
+        let services = Services::new(Config::default());
+        let task = conn::handle(client, peer, services, CancellationToken::new(), permit);
+        let size = std::mem::size_of_val(&task);
+        eprintln!("connection task future: {size} bytes");
+        assert!(size <= 768, "connection task is {size} bytes");
+    }
+
     #[test]
     fn per_connection_errors_do_not_back_off() {
         let mut backoff = AcceptBackoff::default();
