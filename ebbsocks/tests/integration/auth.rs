@@ -29,13 +29,7 @@ fn userpass(user: &str, pass: &str) -> Vec<u8> {
 /// Greets offering user/password, sends credentials, returns the status byte.
 async fn login(server: &TestServer, user: &str, pass: &str) -> (tokio::net::TcpStream, u8) {
     let mut stream = server.connect().await;
-    within(stream.write_all(&[0x05, 0x02, 0x00, 0x02]))
-        .await
-        .expect("greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("choice");
+    let choice = greet(&mut stream, &[0x05, 0x02, 0x00, 0x02]).await;
     assert_eq!(choice, [0x05, 0x02], "server must pick user/password");
     within(stream.write_all(&userpass(user, pass)))
         .await
@@ -85,13 +79,7 @@ async fn wrong_password_and_unknown_user_fail_and_close() {
 async fn client_without_password_method_gets_no_acceptable_method() {
     let server = TestServer::start_toml(alice_config()).await;
     let mut stream = server.connect().await;
-    within(stream.write_all(&[0x05, 0x01, 0x00]))
-        .await
-        .expect("greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("choice");
+    let choice = greet(&mut stream, &[0x05, 0x01, 0x00]).await;
     assert_eq!(choice, [0x05, 0xFF]);
     assert!(closed_by_peer(&mut stream).await);
 }

@@ -130,13 +130,7 @@ async fn the_pool_never_bypasses_authentication() {
     eventually(|| server.services.pool.stats().total_idle == 1).await;
 
     let mut stream = server.connect().await;
-    within(stream.write_all(&[0x05, 0x01, 0x00]))
-        .await
-        .expect("greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("choice");
+    let choice = greet(&mut stream, &[0x05, 0x01, 0x00]).await;
     assert_eq!(choice, [0x05, 0xFF], "no password, no session");
     assert!(closed_by_peer(&mut stream).await);
     assert_eq!(server.services.pool.stats().pool_hits, 0);

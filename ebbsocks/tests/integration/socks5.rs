@@ -104,13 +104,7 @@ async fn bytes_sent_with_the_request_reach_the_destination() {
 /// Sends a greeting and a raw request; returns the reply code.
 async fn request_reply(server: &TestServer, request: &[u8]) -> u8 {
     let mut stream = server.connect().await;
-    within(stream.write_all(&[0x05, 0x01, 0x00]))
-        .await
-        .expect("greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("choice");
+    assert_eq!(greet(&mut stream, &[0x05, 0x01, 0x00]).await, [0x05, 0x00]);
     within(stream.write_all(request)).await.expect("request");
     let mut head = [0u8; 2];
     within(stream.read_exact(&mut head)).await.expect("reply");

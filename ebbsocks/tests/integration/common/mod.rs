@@ -139,13 +139,7 @@ pub async fn read_reply(stream: &mut TcpStream) -> (u8, SocketAddr) {
 /// and the reply.
 pub async fn socks5_connect_raw(proxy: SocketAddr, atyp: &[u8]) -> (TcpStream, u8, SocketAddr) {
     let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
-    within(stream.write_all(&[0x05, 0x01, 0x00]))
-        .await
-        .expect("greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("method choice");
+    let choice = greet(&mut stream, &[0x05, 0x01, 0x00]).await;
     assert_eq!(choice, [0x05, 0x00]);
     let mut request = vec![0x05, 0x01, 0x00];
     request.extend_from_slice(atyp);
@@ -159,6 +153,16 @@ pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> TcpStream 
     let (stream, code, _) = socks5_connect_raw(proxy, &atyp_for(target)).await;
     assert_eq!(code, 0x00, "CONNECT to {target} refused");
     stream
+}
+
+/// Sends a SOCKS5 greeting and returns the server's method choice.
+pub async fn greet(stream: &mut TcpStream, greeting: &[u8]) -> [u8; 2] {
+    within(stream.write_all(greeting)).await.expect("greeting");
+    let mut choice = [0u8; 2];
+    within(stream.read_exact(&mut choice))
+        .await
+        .expect("method choice");
+    choice
 }
 
 /// Reads until EOF or `STEP`.
