@@ -28,7 +28,16 @@ pub static malloc_conf: Option<&'static c_char> = Some(
 );
 
 /// What [`malloc_conf`] points at.
-pub const MALLOC_CONF: &CStr = c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+///
+/// `tcache:false` turns off jemalloc's per-thread caches. They keep freed
+/// objects for reuse and pin the pages those objects sit on: after a spike of
+/// 9000 connections, with the caches on, 3.8 MiB of pages stayed active for
+/// 0.7 MiB of live allocations (RSS settled at baseline + 3.4 MiB); with them
+/// off, baseline + 0.7 MiB. The connection rate at concurrency 64 did not
+/// change measurably (the relay allocates nothing per byte). `MALLOC_CONF` in
+/// the environment still overrides this.
+pub const MALLOC_CONF: &CStr =
+    c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,tcache:false";
 
 /// `MALLCTL_ARENAS_ALL` from jemalloc.h: addresses every arena at once.
 const ARENAS_ALL: usize = 4096;

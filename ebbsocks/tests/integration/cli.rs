@@ -80,3 +80,16 @@ fn hash_password_prints_a_verifiable_hash() {
     assert!(ebbsocks::auth::parse_hash(hash).is_ok(), "{hash}");
     assert!(!hash.contains("open sesame"));
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let server = crate::common::process::ServerProcess::start("");
+    let echo = crate::common::upstreams::echo_server("127.0.0.1:0").await;
+    // A session that is closed by its client before the signal lands.
+    let session = crate::common::socks5_connect(server.addr, echo).await;
+    drop(session);
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .expect("join");
+    assert!(status.success(), "exit status {status}");
+}

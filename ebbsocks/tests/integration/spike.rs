@@ -3,79 +3,17 @@
 //! baseline. The bounds are generous for a noisy CI machine; the strict
 //! figures live in the benchmark (docs/BENCHMARKS.md).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::common::process::ServerProcess;
 use crate::common::*;
 
 const SPIKE: usize = 2000;
 const MIB: u64 = 1 << 20;
-
-/// The server binary on port 0; kills it when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("ebbsocks-spike-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("spike.toml");
-        std::fs::write(
-            &config,
-            "[server]\nlisten = \"127.0.0.1:0\"\n[logging]\nformat = \"json\"\naccess_log = false\n",
-        )
-        .expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ebbsocks"))
-            .arg("--config")
-            .arg(&config)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ebbsocks");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("ebbsocks exited before listening")
-                .expect("read log line");
-            let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-            if entry["fields"]["message"] == "SOCKS proxy listening" {
-                let addr = entry["fields"]["addr"].as_str().expect("addr field");
-                break addr.parse().expect("socket address");
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        std::fs::remove_dir_all(dir).expect("cleanup");
-        Self { child, addr }
-    }
-
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("server is alive");
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
-            .expect("VmRSS line");
-        kib * 1024
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Accepts and holds connections until the peer closes.
 async fn sink() -> SocketAddr {
@@ -125,7 +63,7 @@ fn raise_fd_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_comes_back_after_a_spike() {
     raise_fd_limit();
-    let server = ServerProcess::start();
+    let server = ServerProcess::start("[logging]\naccess_log = false\n");
     let dest = sink().await;
     // Warm up the runtime and allocator, then take the baseline.
     drop(open_sessions(server.addr, dest, 50).await);
