@@ -12,8 +12,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the binary on `extra` config (without `[server]` listen or a
-    /// log format: those are set here) and waits until it listens.
+    /// Starts the binary and waits until it listens. The config listens on
+    /// port 0 and logs JSON without an access log; `extra` may add tables
+    /// other than `[server]` and `[logging]`.
     pub fn start(extra: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -24,7 +25,7 @@ impl ServerProcess {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("server.toml");
         let text =
-            format!("[server]\nlisten = \"127.0.0.1:0\"\n[logging]\nformat = \"json\"\n{extra}");
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n[logging]\nformat = \"json\"\naccess_log = false\n{extra}");
         std::fs::write(&config, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ebbsocks"))
             .arg("--config")
@@ -40,7 +41,8 @@ impl ServerProcess {
                 .next()
                 .expect("ebbsocks exited before listening")
                 .expect("read log line");
-            let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("ebbsocks printed a non-JSON line: {line}"));
             if entry["fields"]["message"] == "SOCKS proxy listening" {
                 let addr = entry["fields"]["addr"].as_str().expect("addr field");
                 break addr.parse().expect("socket address");
