@@ -63,16 +63,7 @@ async fn wrong_password_and_unknown_user_fail_and_close() {
         assert_ne!(status, 0x00, "{user} must be refused");
         assert!(closed_by_peer(&mut stream).await);
     }
-    eventually(|| {
-        server
-            .services
-            .stats
-            .snapshot()
-            .handshake_failures
-            .get("auth_failed")
-            == Some(&2)
-    })
-    .await;
+    server.handshake_failures_reach("auth_failed", 2).await;
 }
 
 #[tokio::test]
@@ -96,14 +87,7 @@ async fn socks4_is_refused_when_a_password_is_required() {
     let mut reply = [0u8; 8];
     within(stream.read_exact(&mut reply)).await.expect("reply");
     assert_eq!(reply[1], 0x5B);
-    eventually(|| {
-        server
-            .services
-            .stats
-            .snapshot()
-            .handshake_failures
-            .get("socks4_auth_required")
-            == Some(&1)
-    })
-    .await;
+    server
+        .handshake_failures_reach("socks4_auth_required", 1)
+        .await;
 }

@@ -24,16 +24,9 @@ async fn silent_client_is_closed_at_the_handshake_deadline() {
         waited >= Duration::from_millis(900),
         "closed too early: {waited:?}"
     );
-    eventually(|| {
-        server
-            .services
-            .stats
-            .snapshot()
-            .handshake_failures
-            .get("handshake_timeout")
-            == Some(&2)
-    })
-    .await;
+    server
+        .handshake_failures_reach("handshake_timeout", 2)
+        .await;
 }
 
 #[tokio::test]

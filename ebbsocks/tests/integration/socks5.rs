@@ -136,16 +136,9 @@ async fn unknown_address_type_gets_08_and_is_counted() {
         request_reply(&server, &[0x05, 0x01, 0x00, 0x09, 1, 2, 3]).await,
         0x08
     );
-    eventually(|| {
-        server
-            .services
-            .stats
-            .snapshot()
-            .handshake_failures
-            .get("unsupported_address_type")
-            == Some(&1)
-    })
-    .await;
+    server
+        .handshake_failures_reach("unsupported_address_type", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -156,15 +149,7 @@ async fn unknown_first_byte_closes_and_is_counted() {
         .await
         .expect("write");
     assert!(closed_by_peer(&mut stream).await);
-    eventually(|| {
-        server
-            .services
-            .stats
-            .snapshot()
-            .handshake_failures
-            .contains_key("unknown_version")
-    })
-    .await;
+    server.handshake_failures_reach("unknown_version", 1).await;
 }
 
 #[tokio::test]

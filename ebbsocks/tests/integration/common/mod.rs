@@ -66,6 +66,16 @@ impl TestServer {
         self.task.take().expect("server still running")
     }
 
+    /// Waits until the server has counted `count` handshake failures for
+    /// `reason` (counting happens after the reply, so it may lag the client).
+    pub async fn handshake_failures_reach(&self, reason: &str, count: u64) {
+        eventually(|| {
+            let failures = self.services.stats.snapshot().handshake_failures;
+            failures.get(reason) == Some(&count)
+        })
+        .await;
+    }
+
     pub async fn connect(&self) -> TcpStream {
         within(TcpStream::connect(self.addr))
             .await
