@@ -73,12 +73,6 @@ impl SessionError {
             Self::ClientIo(_) => "client_io",
         }
     }
-
-    /// True for failures of the upstream side (resolve or connect), which are
-    /// counted apart from the client's handshake failures.
-    pub fn is_upstream(&self) -> bool {
-        matches!(self, Self::Resolve { .. } | Self::Connect { .. })
-    }
 }
 
 fn connect_reply_code(err: &io::Error) -> ReplyCode {
