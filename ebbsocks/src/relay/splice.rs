@@ -18,8 +18,8 @@ const POOL_PER_THREAD: usize = 4;
 /// copies through the scratch buffer instead.
 const MAX_PIPES: usize = 64;
 
-/// Bytes moved per `splice` pair: one default pipe's capacity.
-pub(super) const CHUNK: usize = 64 * 1024;
+/// Bytes moved per `splice` pair.
+pub(super) const CHUNK: usize = super::PIPE_CAPACITY;
 
 static PIPES: AtomicUsize = AtomicUsize::new(0);
 /// Whether the splice path is used; see [`super::set_splice`].
@@ -77,6 +77,10 @@ impl Pipe {
         }
         // SAFETY: both descriptors were just created and are owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Refused past the user's pipe quota (fs.pipe-user-pages-soft): the
+        // pipe then keeps its default size, and splice simply moves less.
+        // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours.
+        let _ = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
         Ok(Pipe { read, write })
     }
 

@@ -187,7 +187,9 @@ pub async fn negotiate(
     auth: &Authenticator,
 ) -> Result<Negotiated, SessionError> {
     let mut reader = MessageReader::new(stream);
-    let version = reader.next(1, peek_version).await?;
+    // The version byte is read together with as much of the first message
+    // as has arrived (up to the size of a SOCKS5 greeting): one read, not two.
+    let version = reader.next(MAX_GREETING, peek_version).await?;
     match version {
         Version::Socks5 => negotiate_v5(reader, auth).await,
         Version::Socks4 => negotiate_v4(reader, auth).await,

@@ -100,11 +100,20 @@ pub async fn serve(
 ) -> io::Result<()> {
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();
-    tokio::select! {
-        () = accept_loop(&listener, &services, &tasks, &force_close) => {}
-        () = shutdown => {}
-    }
-    drop(listener);
+    // The accept loop runs as a task, never on the thread that called us:
+    // under `block_on` that thread is not a runtime worker, and every
+    // accepted connection would then cross threads (a wake-up costing tens
+    // of microseconds on a virtual machine) before its first byte is read.
+    let accepting = tokio::spawn(accept_loop(
+        listener,
+        services.clone(),
+        tasks.clone(),
+        force_close.clone(),
+    ));
+    shutdown.await;
+    // Dropping the loop closes the listener.
+    accepting.abort();
+    let _ = accepting.await;
     tasks.close();
     let grace = services.config.server.shutdown_grace();
     let live = services.stats.connections_open();
@@ -120,10 +129,10 @@ pub async fn serve(
 }
 
 async fn accept_loop(
-    listener: &TcpListener,
-    services: &Arc<Services>,
-    tasks: &TaskTracker,
-    force_close: &CancellationToken,
+    listener: TcpListener,
+    services: Arc<Services>,
+    tasks: TaskTracker,
+    force_close: CancellationToken,
 ) {
     let limit = Arc::new(Semaphore::new(services.config.server.max_connections));
     let mut backoff = AcceptBackoff::default();
