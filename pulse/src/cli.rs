@@ -93,6 +93,9 @@ pub struct SpikeArgs {
     /// Sample the server's memory from an HTTP JSON endpoint with `rss_bytes`.
     #[arg(long, value_parser = parse_url)]
     pub memory_url: Option<HttpUrl>,
+    /// Bearer token for --memory-url (ebbsocks's `api.token`).
+    #[arg(long, requires = "memory_url")]
+    pub memory_token: Option<String>,
     /// Milliseconds between memory samples.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_ms: u64,

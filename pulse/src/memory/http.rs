@@ -63,8 +63,9 @@ impl fmt::Display for HttpUrl {
 }
 
 impl HttpUrl {
-    /// GETs the URL and returns the body of a 200 response.
-    pub fn get(&self, timeout: Duration) -> Result<Vec<u8>, String> {
+    /// GETs the URL and returns the body of a 200 response. A `token` is
+    /// sent as `Authorization: Bearer`, as ebbsocks's API expects when set.
+    pub fn get(&self, timeout: Duration, token: Option<&str>) -> Result<Vec<u8>, String> {
         let addr = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|e| format!("{self}: resolve: {e}"))?
@@ -76,8 +77,9 @@ impl HttpUrl {
         s.set_read_timeout(Some(timeout)).map_err(io)?;
         s.set_write_timeout(Some(timeout)).map_err(io)?;
         let host = self.host.as_str();
+        let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
         let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n",
             self.path
         );
         s.write_all(req.as_bytes()).map_err(io)?;
@@ -232,7 +234,12 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 1024];
             let n = s.read(&mut buf).unwrap();
-            assert!(buf[..n].starts_with(b"GET /api/memory HTTP/1.1\r\n"));
+            let head = std::str::from_utf8(&buf[..n]).unwrap();
+            assert!(head.starts_with("GET /api/memory HTTP/1.1\r\n"), "{head}");
+            assert!(
+                head.contains("\r\nAuthorization: Bearer s3cret\r\n"),
+                "{head}"
+            );
             s.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"rss_bytes\":42}",
             )
@@ -241,7 +248,7 @@ mod tests {
         let url: HttpUrl = format!("http://127.0.0.1:{port}/api/memory")
             .parse()
             .unwrap();
-        let body = url.get(Duration::from_secs(5)).unwrap();
+        let body = url.get(Duration::from_secs(5), Some("s3cret")).unwrap();
         server.join().unwrap();
         assert_eq!(parse_memory_json(&body).unwrap().rss_bytes, 42);
     }

@@ -30,15 +30,16 @@ pub struct Reading {
 #[derive(Debug, Clone)]
 pub enum Source {
     Pid(u32),
-    Url(HttpUrl),
+    /// The endpoint, and the bearer token it wants, if any.
+    Url(HttpUrl, Option<String>),
 }
 
 impl Source {
     pub fn read(&self) -> Result<Reading, String> {
         match self {
             Source::Pid(pid) => procfs::read_pid(*pid),
-            Source::Url(url) => {
-                let body = url.get(Duration::from_secs(2))?;
+            Source::Url(url, token) => {
+                let body = url.get(Duration::from_secs(2), token.as_deref())?;
                 parse_memory_json(&body)
             }
         }
@@ -49,7 +50,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Pid(p) => write!(f, "/proc/{p}"),
-            Source::Url(u) => write!(f, "{u}"),
+            Source::Url(u, _) => write!(f, "{u}"),
         }
     }
 }

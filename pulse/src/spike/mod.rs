@@ -111,7 +111,7 @@ pub async fn run(args: &SpikeArgs) -> anyhow::Result<SpikeReport> {
 
     let source = match (args.pid, &args.memory_url) {
         (Some(pid), _) => Some(Source::Pid(pid)),
-        (None, Some(url)) => Some(Source::Url(url.clone())),
+        (None, Some(url)) => Some(Source::Url(url.clone(), args.memory_token.clone())),
         (None, None) => None,
     };
     match &source {
