@@ -32,6 +32,12 @@ pub enum Command {
     /// Run only the destination sink (accept and hold), e.g. in its own
     /// process when one process would run out of file descriptors.
     Sink(SinkArgs),
+    /// Round trip of a small message between two processes on loopback,
+    /// each side sleeping or spinning: the floor under per-hop latency.
+    Pingpong(PingpongArgs),
+    /// The echoing process of `pingpong` (started by it).
+    #[command(hide = true)]
+    PingpongEcho(PingpongEchoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +213,28 @@ pub struct RateArgs {
 pub struct SinkArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct PingpongArgs {
+    /// Measured round trips per case (after 1000 unmeasured ones).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub count: u64,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub size: u64,
+    /// Directory for pingpong.json
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PingpongEchoArgs {
+    #[arg(long)]
+    pub connect: SocketAddr,
+    /// Spin on non-blocking reads instead of sleeping in blocking ones.
+    #[arg(long)]
+    pub spin: bool,
 }
 
 pub fn parse_target(s: &str) -> Result<Target, String> {

@@ -9,6 +9,8 @@
 //! - `throughput`: how much bulk transfer does the proxy cost against a direct
 //!   connection to the same destination, measured in the same run?
 //! - `rate`: how many short connections per second, and at what latency?
+//! - `pingpong`: what does one cross-process wake-up cost on this machine,
+//!   the floor under any proxy's per-hop latency?
 //!
 //! # Layout
 //!
@@ -24,6 +26,7 @@
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
+//! pingpong.rs     loopback round trip between two processes, sleeping or spinning
 //! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
 //! ```
 //!
@@ -35,6 +38,7 @@ pub mod dial;
 pub mod fail;
 pub mod fdlimit;
 pub mod memory;
+pub mod pingpong;
 pub mod rate;
 pub mod servers;
 pub mod socks;

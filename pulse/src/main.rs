@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use pulse::cli::{Cli, Command};
 use pulse::servers::{Server, Service};
-use pulse::{fdlimit, rate, spike, throughput};
+use pulse::{fdlimit, pingpong, rate, spike, throughput};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,6 +60,22 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 write_json(dir, "rate.json", &report)?;
             }
             Ok(verdict(!report.fails.is_empty(), a.allow_errors))
+        }
+        Command::Pingpong(a) => {
+            // Plain blocking sockets and a spin loop: off the runtime's workers.
+            let out = a.out.clone();
+            let report = tokio::task::spawn_blocking(move || pingpong::run(&a))
+                .await
+                .context("pingpong thread")??;
+            print!("{}", pingpong::render_text(&report));
+            if let Some(dir) = &out {
+                write_json(dir, "pingpong.json", &report)?;
+            }
+            Ok(true)
+        }
+        Command::PingpongEcho(a) => {
+            pingpong::echo(&a)?;
+            Ok(true)
         }
         Command::Sink(a) => {
             let limit = fdlimit::raise().context("raising the open-files limit")?;
