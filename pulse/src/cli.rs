@@ -223,7 +223,7 @@ pub struct PingpongArgs {
     /// Bytes per message.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub size: u64,
-    /// Directory for pingpong.json
+    /// Directory for pingpong.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
