@@ -3,11 +3,13 @@
 //! the key and the problem.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::access::AccessConfig;
 
 /// The commented default configuration. `ebbsocks` with no arguments runs on
 /// exactly this text, and `ebbsocks default-config` prints it, so the two can
@@ -27,7 +29,7 @@ pub enum ConfigError {
     #[error("{file}: key `{key}`: {message}")]
     Invalid {
         file: PathBuf,
-        key: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -40,6 +42,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub api: ApiConfig,
     pub memory: MemoryConfig,
+    pub access: AccessConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,6 +61,17 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Permit listening on a non-loopback address without authentication.
     pub allow_open_proxy: bool,
+    /// The address clients reach this host at, advertised in BIND and UDP
+    /// ASSOCIATE replies instead of the local one (hosts behind NAT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<IpAddr>,
+    /// How long a BIND waits for its one inbound connection.
+    pub bind_timeout_secs: u64,
+    /// Close a UDP association after this long without a datagram either
+    /// way; 0 = only when its TCP control connection closes.
+    pub udp_idle_timeout_secs: u64,
+    /// UDP associations open at once; more are refused.
+    pub max_udp_associations: usize,
     pub pool: PoolConfig,
 }
 
@@ -70,6 +84,10 @@ impl Default for ServerConfig {
             idle_timeout_secs: 0,
             shutdown_grace_secs: 10,
             allow_open_proxy: false,
+            external_address: None,
+            bind_timeout_secs: 60,
+            udp_idle_timeout_secs: 300,
+            max_udp_associations: 1000,
             pool: PoolConfig::default(),
         }
     }
@@ -86,6 +104,14 @@ impl ServerConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn bind_timeout(&self) -> Duration {
+        Duration::from_secs(self.bind_timeout_secs)
+    }
+
+    pub fn udp_idle_timeout(&self) -> Option<Duration> {
+        (self.udp_idle_timeout_secs > 0).then(|| Duration::from_secs(self.udp_idle_timeout_secs))
     }
 }
 
@@ -271,9 +297,9 @@ impl Config {
 
     /// Checks what types alone cannot: ranges, combinations, hashes.
     pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
             file: origin.to_owned(),
-            key,
+            key: key.to_owned(),
             message,
         };
         let server = &self.server;
@@ -319,7 +345,18 @@ impl Config {
                 ));
             }
         }
+        if server.bind_timeout_secs == 0 {
+            return Err(invalid(
+                "server.bind_timeout_secs",
+                "must be at least 1 second".into(),
+            ));
+        }
         self.validate_auth(origin)?;
+        self.compile_access(&[]).map_err(|err| ConfigError::Invalid {
+            file: origin.to_owned(),
+            key: err.key,
+            message: err.message,
+        })?;
         if !server.listen.ip().is_loopback()
             && self.auth.method == AuthMethod::None
             && !server.allow_open_proxy
@@ -365,10 +402,26 @@ impl Config {
         Ok(())
     }
 
+    /// The `[access]` rule set of this configuration; `own` are the
+    /// listening addresses actually bound (SOCKS and API), which the rules
+    /// refuse as destinations when the proxy is not on loopback.
+    pub fn compile_access(
+        &self,
+        own: &[SocketAddr],
+    ) -> Result<crate::access::AccessRules, crate::access::AccessError> {
+        let users: Vec<&str> = self.auth.users.iter().map(|u| u.username.as_str()).collect();
+        crate::access::AccessRules::compile(
+            &self.access,
+            &users,
+            self.server.listen.ip().is_loopback(),
+            own,
+        )
+    }
+
     fn validate_auth(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
             file: origin.to_owned(),
-            key,
+            key: key.to_owned(),
             message,
         };
         let auth = &self.auth;

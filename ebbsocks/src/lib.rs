@@ -9,6 +9,7 @@
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
 //! logging.rs     tracing setup: filter, text or JSON
+//! access/        the [access] rule set, compiled; pure allow/deny decisions
 //! auth.rs        argon2 password verification off the runtime's workers
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
@@ -25,6 +26,7 @@
 //! `memory` and `stats`; `api` reads `stats`, the pool and `memory`; `proto`
 //! knows nothing of the rest, and nothing below `api` knows HTTP exists.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -113,7 +113,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             pool: services.pool.clone(),
             memory: services.memory.clone(),
         };
-        tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+        let addr = listener.local_addr()?;
+        services.add_own_address(addr);
+        tracing::info!(%addr, "HTTP API listening");
         let stop = shutdown.clone().cancelled_owned();
         tokio::spawn(async move {
             if let Err(err) = api::serve(listener, state, token, stop).await {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::{self, Negotiated};
 use super::Services;
 use crate::error::SessionError;
+use crate::proto::Command;
 use crate::relay::{self, Relay, RelayOptions};
 use crate::upstream::connect;
 use crate::upstream::pool::Lease;
@@ -77,14 +78,15 @@ pub(super) async fn handle(
 }
 
 /// A granted session, ready to relay.
-struct Established {
-    relay: Relay,
-    /// Counts the upstream connection in use until the session ends.
-    _lease: Lease,
+pub(super) struct Established {
+    pub(super) relay: Relay,
+    /// Counts the upstream connection in use until the session ends (none
+    /// for BIND, whose connection never comes from the pool).
+    pub(super) _lease: Option<Lease>,
     /// Bytes the client sent with its request, already forwarded.
-    early_bytes: u64,
+    pub(super) early_bytes: u64,
     /// Boxed: only present with the access log on, and rarely read.
-    log: Option<Box<SessionLog>>,
+    pub(super) log: Option<Box<SessionLog>>,
 }
 
 /// Handshake under the deadline, connect, reply, forward early data. Failures
@@ -110,6 +112,14 @@ async fn establish(
 
     let access_log = services.config.logging.access_log;
     let log = access_log.then(|| Box::new(SessionLog::new(peer, &negotiated, started)));
+    match negotiated.command {
+        Command::Connect => {}
+        Command::Bind => return super::bind::serve(client, peer, negotiated, services, log).await,
+        Command::UdpAssociate => {
+            super::udp::serve(client, peer, negotiated, services, log).await;
+            return None;
+        }
+    }
     let upstream =
         match connect::connect(&negotiated.target, &services.resolver, &services.pool).await {
             Ok(upstream) => upstream,
@@ -142,13 +152,13 @@ async fn establish(
     };
     Some(Established {
         relay: relay::relay(client, upstream, &options),
-        _lease: lease,
+        _lease: Some(lease),
         early_bytes: early_data.len() as u64,
         log,
     })
 }
 
-async fn connect_failed(
+pub(super) async fn connect_failed(
     services: &Services,
     client: &mut TcpStream,
     negotiated: Negotiated,
@@ -172,7 +182,7 @@ fn handshake_failed(services: &Services, err: &SessionError) -> Option<Establish
 
 /// What the access log line needs, taken from the request before the reply
 /// consumes it. Only built when the access log is on.
-struct SessionLog {
+pub(super) struct SessionLog {
     peer: SocketAddr,
     user: Option<String>,
     target: String,
@@ -189,7 +199,7 @@ impl SessionLog {
         }
     }
 
-    fn write(self, up: u64, down: u64, outcome: &str) {
+    pub(super) fn write(self, up: u64, down: u64, outcome: &str) {
         tracing::info!(
             target: "ebbsocks::access",
             client = %self.peer,

@@ -21,10 +21,11 @@ use crate::proto::{
     MAX_USERPASS,
 };
 
-/// A complete, authenticated CONNECT request.
+/// A complete, authenticated request (CONNECT, BIND or UDP ASSOCIATE).
 #[derive(Debug)]
 pub struct Negotiated {
     pub version: Version,
+    pub command: Command,
     pub target: TargetAddr,
     pub user: Option<String>,
     /// Bytes the client sent after its request without waiting for the
@@ -53,7 +54,8 @@ impl Negotiated {
     }
 }
 
-fn success_reply(version: Version, bound: SocketAddr) -> Vec<u8> {
+/// A success reply carrying `bound`, in the client's protocol version.
+pub fn success_reply(version: Version, bound: SocketAddr) -> Vec<u8> {
     match version {
         Version::Socks5 => {
             let mut out = Vec::with_capacity(22);
@@ -78,7 +80,7 @@ fn success_reply(version: Version, bound: SocketAddr) -> Vec<u8> {
 /// Sends the failure reply for `err` in the client's protocol version, then
 /// closes gracefully. A failed write changes nothing: the connection is
 /// closed next either way.
-async fn send_refusal(client: &mut TcpStream, version: Version, err: &SessionError) {
+pub async fn send_refusal(client: &mut TcpStream, version: Version, err: &SessionError) {
     let bytes = match version {
         Version::Socks5 => {
             let mut out = Vec::with_capacity(10);
@@ -244,17 +246,9 @@ async fn negotiate_v5(
             return Err(err);
         }
     };
-    let refused = match request.command {
-        Command::Connect => None,
-        Command::Bind => Some(SessionError::UnsupportedCommand("BIND")),
-        Command::UdpAssociate => Some(SessionError::UnsupportedCommand("UDP ASSOCIATE")),
-    };
-    if let Some(err) = refused {
-        send_refusal(reader.stream, Version::Socks5, &err).await;
-        return Err(err);
-    }
     Ok(Negotiated {
         version: Version::Socks5,
+        command: request.command,
         target: request.target,
         user,
         early_data: reader.into_early_data(),
@@ -268,16 +262,13 @@ async fn negotiate_v4(
     let parsed = reader.next(MAX_SOCKS4_REQUEST, Socks4Request::parse).await;
     let refusal = match &parsed {
         _ if auth.requires_password() => Some(SessionError::Socks4NeedsAuth),
-        Err(_) => None,
-        Ok(request) if request.command != Command::Connect => {
-            Some(SessionError::UnsupportedCommand("BIND"))
-        }
-        Ok(_) => None,
+        Err(_) | Ok(_) => None,
     };
     let err = match (parsed, refusal) {
         (Ok(request), None) => {
             return Ok(Negotiated {
                 version: Version::Socks4,
+                command: request.command,
                 target: request.target,
                 user: None,
                 early_data: reader.into_early_data(),

@@ -2,13 +2,18 @@
 //! `conn.rs` is one client's way through the server; `handshake.rs` reads
 //! its greeting, credentials and request.
 
+mod bind;
 mod conn;
 mod handshake;
+mod udp;
 
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::access::AccessRules;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::memory::MemoryMonitor;
@@ -33,6 +39,12 @@ pub struct Services {
     pub memory: Arc<MemoryMonitor>,
     auth: Authenticator,
     resolver: Resolver,
+    /// The compiled `[access]` rules. Swapped whole, read without locks; a
+    /// session keeps the snapshot it started with.
+    access: ArcSwap<AccessRules>,
+    /// The proxy's own listening addresses, refused as destinations when
+    /// the proxy is not on loopback.
+    own_addresses: Mutex<Vec<SocketAddr>>,
 }
 
 impl Services {
@@ -52,7 +64,12 @@ impl Services {
     }
 
     fn assemble(config: Config, telemetry: Arc<Telemetry>, pool: Arc<Pool>) -> Arc<Self> {
+        let access = config
+            .compile_access(&[])
+            .expect("the configuration was validated");
         Arc::new(Self {
+            access: ArcSwap::from_pointee(access),
+            own_addresses: Mutex::new(Vec::new()),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
@@ -61,6 +78,26 @@ impl Services {
             pool,
             config,
         })
+    }
+
+    /// The access rules in force now.
+    pub fn access(&self) -> Arc<AccessRules> {
+        self.access.load_full()
+    }
+
+    /// Records a listening address of this proxy (the API's, the SOCKS
+    /// listener's once bound) and rebuilds the rules with it.
+    pub fn add_own_address(&self, addr: SocketAddr) {
+        let mut own = crate::stats::lock(&self.own_addresses);
+        if own.contains(&addr) {
+            return;
+        }
+        own.push(addr);
+        match self.config.compile_access(&own) {
+            Ok(rules) => self.access.store(Arc::new(rules)),
+            // The same config compiled at load; only the addresses differ.
+            Err(err) => warn!(%err, "access rules not rebuilt with the listening addresses"),
+        }
     }
 }
 
@@ -98,6 +135,9 @@ pub async fn serve(
     services: Arc<Services>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        services.add_own_address(addr);
+    }
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();
     // The accept loop runs as a task, never on the thread that called us:
