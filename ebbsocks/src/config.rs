@@ -352,11 +352,12 @@ impl Config {
             ));
         }
         self.validate_auth(origin)?;
-        self.compile_access(&[]).map_err(|err| ConfigError::Invalid {
-            file: origin.to_owned(),
-            key: err.key,
-            message: err.message,
-        })?;
+        self.compile_access(&[])
+            .map_err(|err| ConfigError::Invalid {
+                file: origin.to_owned(),
+                key: err.key,
+                message: err.message,
+            })?;
         if !server.listen.ip().is_loopback()
             && self.auth.method == AuthMethod::None
             && !server.allow_open_proxy
@@ -409,7 +410,12 @@ impl Config {
         &self,
         own: &[SocketAddr],
     ) -> Result<crate::access::AccessRules, crate::access::AccessError> {
-        let users: Vec<&str> = self.auth.users.iter().map(|u| u.username.as_str()).collect();
+        let users: Vec<&str> = self
+            .auth
+            .users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect();
         crate::access::AccessRules::compile(
             &self.access,
             &users,

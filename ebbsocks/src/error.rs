@@ -4,6 +4,7 @@
 use std::io;
 use std::time::Duration;
 
+use crate::access::Denial;
 use crate::proto::{ProtoError, ReplyCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +25,8 @@ pub enum SessionError {
     Socks4NeedsAuth,
     #[error("command {0} is not supported")]
     UnsupportedCommand(&'static str),
-    #[error("destination not allowed")]
-    NotAllowed,
+    #[error("refused by access rule {}", .0.rule)]
+    Denied(Denial),
     #[error("cannot resolve {host}: {message}")]
     Resolve { host: String, message: String },
     #[error("connect to {target} failed: {source}")]
@@ -44,7 +45,7 @@ impl SessionError {
             Self::Protocol(ProtoError::UnsupportedAddressType(_)) => {
                 ReplyCode::AddressTypeNotSupported
             }
-            Self::NotAllowed | Self::AuthFailed(_) | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
+            Self::Denied(_) | Self::AuthFailed(_) | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
             Self::Resolve { .. } => ReplyCode::HostUnreachable,
             Self::Connect { source, .. } => connect_reply_code(source),
             Self::Protocol(_)
@@ -67,7 +68,7 @@ impl SessionError {
             Self::AuthFailed(_) => "auth_failed",
             Self::Socks4NeedsAuth => "socks4_auth_required",
             Self::UnsupportedCommand(_) => "unsupported_command",
-            Self::NotAllowed => "not_allowed",
+            Self::Denied(_) => "not_allowed",
             Self::Resolve { .. } => "resolve_failed",
             Self::Connect { source, .. } => connect_reason(source),
             Self::ClientIo(_) => "client_io",
@@ -155,7 +156,11 @@ mod tests {
             .reply_code(),
             ReplyCode::HostUnreachable
         );
-        assert_eq!(SessionError::NotAllowed.reply_code(), ReplyCode::NotAllowed);
+        let denied = SessionError::Denied(Denial {
+            rule: "no-ssh".into(),
+        });
+        assert_eq!(denied.reply_code(), ReplyCode::NotAllowed);
+        assert_eq!(denied.to_string(), "refused by access rule no-ssh");
         assert_eq!(
             SessionError::Oversized(600).reply_code(),
             ReplyCode::GeneralFailure

@@ -26,6 +26,13 @@ pub struct Subject<'a> {
     pub command: Command,
 }
 
+/// The rules in force, bound to one subject: what the connect path asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound<'a> {
+    pub rules: &'a AccessRules,
+    pub who: Subject<'a>,
+}
+
 /// A refusal and the rule that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, Negotiated};
 use super::Services;
+use crate::access::{Bound, Subject};
 use crate::error::SessionError;
 use crate::proto::Command;
 use crate::relay::{self, Relay, RelayOptions};
@@ -120,11 +121,31 @@ async fn establish(
             return None;
         }
     }
-    let upstream =
-        match connect::connect(&negotiated.target, &services.resolver, &services.pool).await {
-            Ok(upstream) => upstream,
-            Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
-        };
+    let rules = services.access();
+    let gate = Bound {
+        rules: &rules,
+        who: Subject {
+            client: peer.ip(),
+            user: negotiated.user.as_deref(),
+            command: negotiated.command,
+        },
+    };
+    let connecting = connect::connect(
+        &negotiated.target,
+        &services.resolver,
+        &services.pool,
+        &gate,
+    );
+    let upstream = match connecting.await {
+        Ok(upstream) => upstream,
+        Err(SessionError::Denied(denial)) => {
+            services.note_denial(peer, &gate.who, &negotiated.target, &denial);
+            let err = SessionError::Denied(denial);
+            negotiated.refuse(&mut client, &err).await;
+            return None;
+        }
+        Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
+    };
     let reused = upstream.reused;
     let (mut upstream, lease) = upstream.into_parts();
     let _ = upstream.set_nodelay(true);

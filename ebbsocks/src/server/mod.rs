@@ -5,6 +5,7 @@
 mod bind;
 mod conn;
 mod handshake;
+mod refusal;
 mod udp;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ use crate::access::AccessRules;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::memory::MemoryMonitor;
+use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
 use crate::upstream::pool::{Connector, Pool};
 use crate::upstream::resolve::Resolver;
@@ -45,6 +47,8 @@ pub struct Services {
     /// The proxy's own listening addresses, refused as destinations when
     /// the proxy is not on loopback.
     own_addresses: Mutex<Vec<SocketAddr>>,
+    /// Limits telemetry events about refused requests.
+    denial_events: EventLimiter,
 }
 
 impl Services {
@@ -70,6 +74,7 @@ impl Services {
         Arc::new(Self {
             access: ArcSwap::from_pointee(access),
             own_addresses: Mutex::new(Vec::new()),
+            denial_events: EventLimiter::new(10, Duration::from_secs(1)),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),

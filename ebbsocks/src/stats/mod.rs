@@ -3,11 +3,12 @@
 //! structure that never grows with traffic) and is read by the HTTP API as
 //! serializable snapshots.
 
+pub mod limiter;
 pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -27,6 +28,10 @@ pub struct Stats {
     /// per failure kind the code knows about: it cannot grow with traffic.
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
     connect_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests refused by the access rules, by rule label. Labels come
+    /// from the configuration (a rule's name or index) or are built in, so
+    /// the map is bounded by the rule count.
+    access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -41,6 +46,7 @@ pub struct StatsSnapshot {
     pub bytes_upstream_to_client: u64,
     pub handshake_failures: BTreeMap<&'static str, u64>,
     pub connect_failures: BTreeMap<&'static str, u64>,
+    pub access_denied: BTreeMap<Arc<str>, u64>,
 }
 
 impl Stats {
@@ -76,6 +82,17 @@ impl Stats {
         bump(&self.connect_failures, reason);
     }
 
+    /// A request (or a BIND peer, or a UDP datagram) was refused by `rule`.
+    pub fn access_denied(&self, rule: &Arc<str>) {
+        let mut map = lock(&self.access_denied);
+        match map.get_mut(rule) {
+            Some(count) => *count += 1,
+            None => {
+                map.insert(rule.clone(), 1);
+            }
+        }
+    }
+
     /// A request was granted and relaying starts.
     pub fn session_started(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
@@ -101,6 +118,7 @@ impl Stats {
             bytes_upstream_to_client: self.bytes_upstream_to_client.load(Relaxed),
             handshake_failures: lock(&self.handshake_failures).clone(),
             connect_failures: lock(&self.connect_failures).clone(),
+            access_denied: lock(&self.access_denied).clone(),
         }
     }
 }
