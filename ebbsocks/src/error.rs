@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::access::Denial;
 use crate::proto::{ProtoError, ReplyCode};
+use crate::server::limits::LimitHit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -27,6 +28,8 @@ pub enum SessionError {
     UnsupportedCommand(&'static str),
     #[error("refused by access rule {}", .0.rule)]
     Denied(Denial),
+    #[error("too many concurrent sessions ({})", .0.reason())]
+    SessionLimit(LimitHit),
     #[error("cannot resolve {host}: {message}")]
     Resolve { host: String, message: String },
     #[error("connect to {target} failed: {source}")]
@@ -45,7 +48,10 @@ impl SessionError {
             Self::Protocol(ProtoError::UnsupportedAddressType(_)) => {
                 ReplyCode::AddressTypeNotSupported
             }
-            Self::Denied(_) | Self::AuthFailed(_) | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
+            Self::Denied(_)
+            | Self::SessionLimit(_)
+            | Self::AuthFailed(_)
+            | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
             Self::Resolve { .. } => ReplyCode::HostUnreachable,
             Self::Connect { source, .. } => connect_reply_code(source),
             Self::Protocol(_)
@@ -69,6 +75,7 @@ impl SessionError {
             Self::Socks4NeedsAuth => "socks4_auth_required",
             Self::UnsupportedCommand(_) => "unsupported_command",
             Self::Denied(_) => "not_allowed",
+            Self::SessionLimit(hit) => hit.reason(),
             Self::Resolve { .. } => "resolve_failed",
             Self::Connect { source, .. } => connect_reason(source),
             Self::ClientIo(_) => "client_io",

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, Negotiated};
+use super::limits;
 use super::Services;
 use crate::access::{Bound, Subject};
 use crate::error::SessionError;
@@ -88,6 +89,9 @@ pub(super) struct Established {
     pub(super) early_bytes: u64,
     /// Boxed: only present with the access log on, and rarely read.
     pub(super) log: Option<Box<SessionLog>>,
+    /// This session's share of the per-client and per-user limits; only
+    /// present when a limit is configured.
+    pub(super) _slot: Option<Box<limits::SessionSlot>>,
 }
 
 /// Handshake under the deadline, connect, reply, forward early data. Failures
@@ -113,11 +117,30 @@ async fn establish(
 
     let access_log = services.config.logging.access_log;
     let log = access_log.then(|| Box::new(SessionLog::new(peer, &negotiated, started)));
+    let slot = match services.limits.admit(peer.ip(), negotiated.user.as_deref()) {
+        Ok(slot) => slot,
+        Err(hit) => {
+            services.note_session_limit(peer, negotiated.user.as_deref(), hit);
+            let err = SessionError::SessionLimit(hit);
+            negotiated.refuse(&mut client, &err).await;
+            if let Some(log) = log {
+                log.write(0, 0, err.reason());
+            }
+            return None;
+        }
+    };
     match negotiated.command {
         Command::Connect => {}
-        Command::Bind => return super::bind::serve(client, peer, negotiated, services, log).await,
+        Command::Bind => {
+            let mut established =
+                super::bind::serve(client, peer, negotiated, services, log).await?;
+            established._slot = slot;
+            return Some(established);
+        }
         Command::UdpAssociate => {
+            // The slot is held for as long as the association lives.
             super::udp::serve(client, peer, negotiated, services, log).await;
+            drop(slot);
             return None;
         }
     }
@@ -174,6 +197,7 @@ async fn establish(
     Some(Established {
         relay: relay::relay(client, upstream, &options),
         _lease: Some(lease),
+        _slot: slot,
         early_bytes: early_data.len() as u64,
         log,
     })

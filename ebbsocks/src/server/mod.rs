@@ -5,6 +5,7 @@
 mod bind;
 mod conn;
 mod handshake;
+pub mod limits;
 mod refusal;
 mod udp;
 
@@ -30,6 +31,7 @@ use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
 use crate::upstream::pool::{Connector, Pool};
 use crate::upstream::resolve::Resolver;
+use limits::SessionLimits;
 
 /// Everything a connection needs, shared by all of them and by the HTTP API.
 #[derive(Debug)]
@@ -49,6 +51,10 @@ pub struct Services {
     own_addresses: Mutex<Vec<SocketAddr>>,
     /// Limits telemetry events about refused requests.
     denial_events: EventLimiter,
+    /// Live sessions per client address and per user.
+    limits: Arc<SessionLimits>,
+    /// Limits telemetry events about session limits being hit.
+    limit_events: EventLimiter,
 }
 
 impl Services {
@@ -67,7 +73,23 @@ impl Services {
         Self::assemble(config, telemetry, pool)
     }
 
+    /// Like [`Services::new`], with names resolved by `resolver`.
+    pub fn with_resolver(config: Config, resolver: Resolver) -> Arc<Self> {
+        let telemetry = Arc::new(Telemetry::default());
+        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        Self::assemble_with(config, telemetry, pool, resolver)
+    }
+
     fn assemble(config: Config, telemetry: Arc<Telemetry>, pool: Arc<Pool>) -> Arc<Self> {
+        Self::assemble_with(config, telemetry, pool, Resolver::from_system())
+    }
+
+    fn assemble_with(
+        config: Config,
+        telemetry: Arc<Telemetry>,
+        pool: Arc<Pool>,
+        resolver: Resolver,
+    ) -> Arc<Self> {
         let access = config
             .compile_access(&[])
             .expect("the configuration was validated");
@@ -75,10 +97,15 @@ impl Services {
             access: ArcSwap::from_pointee(access),
             own_addresses: Mutex::new(Vec::new()),
             denial_events: EventLimiter::new(10, Duration::from_secs(1)),
+            limits: SessionLimits::new(
+                config.access.max_sessions_per_client,
+                config.access.max_sessions_per_user,
+            ),
+            limit_events: EventLimiter::new(10, Duration::from_secs(1)),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
-            resolver: Resolver::from_system(),
+            resolver,
             telemetry,
             pool,
             config,

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use super::limits::LimitHit;
 use super::Services;
 use crate::access::{Denial, Subject};
 use crate::stats::Severity;
@@ -44,6 +45,25 @@ impl Services {
                     "command": who.command.name(),
                     "destination": destination.to_string(),
                     "rule": &*denial.rule,
+                    "suppressed_before": suppressed,
+                }),
+            );
+        }
+    }
+
+    /// Records a request refused by a session limit (the caller replies).
+    pub(super) fn note_session_limit(&self, peer: SocketAddr, user: Option<&str>, hit: LimitHit) {
+        self.stats.session_limit_refused(hit.reason());
+        if let Some(suppressed) = self.limit_events.admit() {
+            tracing::warn!(client = %peer, user = user.unwrap_or("-"), limit = hit.reason(), suppressed_before = suppressed, "session limit reached; request refused");
+            self.telemetry.record(
+                Severity::Warning,
+                "limits",
+                "session limit reached; request refused",
+                serde_json::json!({
+                    "client": peer.ip().to_string(),
+                    "user": user,
+                    "limit": hit.reason(),
                     "suppressed_before": suppressed,
                 }),
             );

@@ -32,6 +32,8 @@ pub struct Stats {
     /// from the configuration (a rule's name or index) or are built in, so
     /// the map is bounded by the rule count.
     access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
+    /// Requests refused by `max_sessions_per_client` / `_per_user`.
+    session_limit_refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -47,6 +49,7 @@ pub struct StatsSnapshot {
     pub handshake_failures: BTreeMap<&'static str, u64>,
     pub connect_failures: BTreeMap<&'static str, u64>,
     pub access_denied: BTreeMap<Arc<str>, u64>,
+    pub session_limit_refusals: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -93,6 +96,11 @@ impl Stats {
         }
     }
 
+    /// A request was refused because its client or user had too many sessions.
+    pub fn session_limit_refused(&self, reason: &'static str) {
+        bump(&self.session_limit_refusals, reason);
+    }
+
     /// A request was granted and relaying starts.
     pub fn session_started(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
@@ -119,6 +127,7 @@ impl Stats {
             handshake_failures: lock(&self.handshake_failures).clone(),
             connect_failures: lock(&self.connect_failures).clone(),
             access_denied: lock(&self.access_denied).clone(),
+            session_limit_refusals: lock(&self.session_limit_refusals).clone(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Asynchronous name resolution. hickory speaks DNS from the runtime itself
 //! (and reads /etc/hosts), so a lookup never parks a blocking thread.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use hickory_resolver::config::ResolverConfig;
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -12,6 +14,9 @@ use crate::proto::TargetAddr;
 #[derive(Debug, Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    /// Names answered without a lookup, before DNS and the hosts file
+    /// (tests use them to give a name several addresses).
+    fixed: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl Resolver {
@@ -30,7 +35,16 @@ impl Resolver {
                 .build()
             }
         };
-        Self { inner }
+        Self {
+            inner,
+            fixed: Arc::default(),
+        }
+    }
+
+    /// Answers `name` with `addrs` (in that order) instead of looking it up.
+    pub fn with_fixed(mut self, name: &str, addrs: Vec<IpAddr>) -> Self {
+        Arc::make_mut(&mut self.fixed).insert(name.to_ascii_lowercase(), addrs);
+        self
     }
 
     /// The socket addresses `target` stands for, in the order to try them.
@@ -41,6 +55,9 @@ impl Resolver {
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        if let Some(ips) = self.fixed.get(&host.to_ascii_lowercase()) {
+            return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
         }
         let lookup = self
             .inner

@@ -10,6 +10,7 @@ mod limits;
 mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
+mod session_limits;
 mod socks4;
 mod socks5;
 mod spike;

@@ -47,8 +47,17 @@ impl TestServer {
     }
 
     pub async fn start_with(services: Arc<Services>) -> Self {
-        let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let addr = listener.local_addr().expect("local addr");
+        Self::start_on("127.0.0.1:0".parse().expect("addr"), services).await
+    }
+
+    /// Listens on `bind` (such as `0.0.0.0:0`); `addr` is then the
+    /// loopback address of the same port, for clients to connect to.
+    pub async fn start_on(bind: SocketAddr, services: Arc<Services>) -> Self {
+        let listener = server::bind(bind).expect("bind");
+        let mut addr = listener.local_addr().expect("local addr");
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone().cancelled_owned();
         let task = tokio::spawn(server::serve(listener, services.clone(), stop));
