@@ -32,6 +32,11 @@ pub struct Stats {
     /// from the configuration (a rule's name or index) or are built in, so
     /// the map is bounded by the rule count.
     access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
+    /// BIND requests that completed the handshake, granted or not.
+    bind_requests: AtomicU64,
+    /// Inbound connections a BIND listener closed because they were not the
+    /// requested peer or the access rules refused them.
+    bind_peers_rejected: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -47,6 +52,8 @@ pub struct StatsSnapshot {
     pub handshake_failures: BTreeMap<&'static str, u64>,
     pub connect_failures: BTreeMap<&'static str, u64>,
     pub access_denied: BTreeMap<Arc<str>, u64>,
+    pub bind_requests: u64,
+    pub bind_peers_rejected: u64,
 }
 
 impl Stats {
@@ -93,6 +100,16 @@ impl Stats {
         }
     }
 
+    /// A BIND request arrived (after the handshake, before any check).
+    pub fn bind_requested(&self) {
+        self.bind_requests.fetch_add(1, Relaxed);
+    }
+
+    /// A BIND listener closed an inbound connection that was not its peer.
+    pub fn bind_peer_rejected(&self) {
+        self.bind_peers_rejected.fetch_add(1, Relaxed);
+    }
+
     /// A request was granted and relaying starts.
     pub fn session_started(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
@@ -119,6 +136,8 @@ impl Stats {
             handshake_failures: lock(&self.handshake_failures).clone(),
             connect_failures: lock(&self.connect_failures).clone(),
             access_denied: lock(&self.access_denied).clone(),
+            bind_requests: self.bind_requests.load(Relaxed),
+            bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
         }
     }
 }
