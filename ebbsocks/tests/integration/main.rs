@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod auth;
+mod bind;
 mod cli;
 mod limits;
 mod pool_concurrency;
