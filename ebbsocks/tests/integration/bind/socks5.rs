@@ -157,3 +157,20 @@ async fn external_address_is_advertised_with_the_real_port() {
     assert_eq!(named, inbound.local_addr().expect("peer addr"));
     exchange(&mut control, &mut inbound).await;
 }
+
+#[tokio::test]
+async fn an_ipv6_dst_listens_and_replies_in_ipv6() {
+    let server = TestServer::start_toml("").await;
+    let (mut control, code, bound) =
+        socks5_bind(server.addr, &atyp_for(addr("[::1]:0")), b"").await;
+    assert_eq!(code, 0x00);
+    // The route to ::1 starts at ::1, although the client came over IPv4.
+    assert_eq!(bound.ip(), addr("[::1]:0").ip());
+    let mut inbound = within(TcpStream::connect(bound))
+        .await
+        .expect("peer connects");
+    let (code, named) = read_reply(&mut control).await;
+    assert_eq!(code, 0x00);
+    assert_eq!(named, inbound.local_addr().expect("peer addr"));
+    exchange(&mut control, &mut inbound).await;
+}
