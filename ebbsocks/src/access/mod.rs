@@ -20,8 +20,10 @@
 //! ports.rs    ports and port ranges
 //! private.rs  the non-public destination set (incl. IPv4 inside IPv6)
 //! own.rs      the proxy's own listening addresses
+//! any_peer.rs BIND's questions: "any peer" up front, and each peer
 //! ```
 
+mod any_peer;
 mod cidr;
 mod compile;
 pub mod config;

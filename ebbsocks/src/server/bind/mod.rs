@@ -98,12 +98,13 @@ pub(in crate::server) async fn serve(
     tracing::debug!(%local, %advertised, "BIND listening");
 
     let name = plan.name.as_deref();
+    let dst_port = negotiated.target.port();
     let admit = |from: SocketAddr| {
         if !plan.expected.admits(from.ip()) {
             services.stats.bind_peer_rejected();
             return false;
         }
-        match rules.check_addr(&who, name, from) {
+        match rules.check_bind_peer(&who, name, from, dst_port) {
             Ok(()) => true,
             Err(denial) => {
                 services.note_denial(peer, &who, &from, &denial);
@@ -162,7 +163,7 @@ struct Plan {
 async fn plan(
     target: &TargetAddr,
     version: Version,
-    gate: &impl Gate,
+    gate: &Bound<'_>,
     resolver: &Resolver,
     client: &TcpStream,
 ) -> Result<Plan, SessionError> {
@@ -177,8 +178,12 @@ async fn plan(
     };
     let ip = canonical_ip(ip);
     if ip.is_unspecified() {
-        // "Any peer": no host to route to, and each peer is checked as it
-        // comes. The client evidently reaches us at its control address.
+        // "Any peer": each peer is checked as it comes, but a BIND that
+        // no peer could pass is refused now rather than at its timeout.
+        gate.rules
+            .check_any_addr(&gate.who, port)
+            .map_err(SessionError::Denied)?;
+        // No host to route to; the client evidently reaches us here.
         let listen = control_address(client)?;
         return Ok(Plan {
             expected: ExpectedPeer::Any,

@@ -1,6 +1,5 @@
 //! BIND under `[access]` rules: the request is checked like a CONNECT, and
-//! every inbound peer is checked too. These need the rule engine from the
-//! `access` branch; against the allow-all stub they fail (BIND is granted).
+//! every inbound peer is checked too.
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -27,7 +26,6 @@ fn denied(server: &TestServer, rule: &str) -> u64 {
 }
 
 #[tokio::test]
-#[ignore = "needs the AccessRules engine from branch access (the stub allows everything)"]
 async fn a_deny_rule_for_bind_refuses_socks5_and_socks4() {
     let server = TestServer::start_toml(NO_BIND).await;
     let (mut control, code, _) = socks5_bind(server.addr, &atyp_for(addr("0.0.0.0:0")), b"").await;
@@ -46,8 +44,32 @@ async fn a_deny_rule_for_bind_refuses_socks5_and_socks4() {
     assert_eq!(stats.sessions_total, 0);
 }
 
+/// `ports` means DST.PORT for the request and for its peer alike, never
+/// the peer's own (ephemeral) source port.
 #[tokio::test]
-#[ignore = "needs the AccessRules engine from branch access (the stub allows everything)"]
+async fn port_rules_apply_to_dst_port_for_request_and_peer() {
+    let server = TestServer::start_toml(
+        "[[access.rules]]\nname = \"high\"\naction = \"deny\"\nports = [\"1024-65535\"]\n",
+    )
+    .await;
+    let (_, code, _) = socks5_bind(server.addr, &atyp_for(addr("0.0.0.0:2121")), b"").await;
+    assert_eq!(code, 0x02, "refused before listening: no peer could pass");
+    eventually(|| denied(&server, "high") == 1).await;
+
+    let (mut control, code, bound) =
+        socks5_bind(server.addr, &atyp_for(addr("0.0.0.0:21")), b"").await;
+    assert_eq!(code, 0x00);
+    let mut inbound = within(TcpStream::connect(bound))
+        .await
+        .expect("peer connects");
+    assert!(inbound.local_addr().expect("addr").port() >= 1024);
+    let (code, _) = read_reply(&mut control).await;
+    assert_eq!(code, 0x00, "the peer's source port is not DST.PORT");
+    exchange(&mut control, &mut inbound).await;
+    assert_eq!(denied(&server, "high"), 1);
+}
+
+#[tokio::test]
 async fn a_denied_dst_addr_is_refused_before_listening() {
     let server = TestServer::start_toml(NOT_127_0_0_2).await;
     let (_, code, _) = socks5_bind(server.addr, &atyp_for(addr("127.0.0.2:0")), b"").await;
@@ -56,7 +78,6 @@ async fn a_denied_dst_addr_is_refused_before_listening() {
 }
 
 #[tokio::test]
-#[ignore = "needs the AccessRules engine from branch access (the stub allows everything)"]
 async fn a_denied_peer_is_closed_and_an_allowed_one_still_accepted() {
     let server = TestServer::start_toml(NOT_127_0_0_2).await;
     let (mut control, code, bound) =
