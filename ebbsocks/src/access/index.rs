@@ -9,6 +9,7 @@
 //! ports, commands) gives the same answer as a first-match scan of every
 //! rule, at a cost that follows the candidates rather than the rule count.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::cidr::{family_bits, PrefixTable};
@@ -20,7 +21,8 @@ pub struct RuleIndex {
     /// Rules without `destinations`.
     anywhere: Vec<u32>,
     /// Rules with at least one CIDR destination (the ones a name alone
-    /// cannot settle).
+    /// cannot settle), for `first_for_name`, which needs only the first
+    /// one that matches the asker.
     with_ranges: Vec<u32>,
     names: NameIndex,
     v4: PrefixTable,
@@ -38,15 +40,24 @@ impl RuleIndex {
     pub fn build(rules: &[Rule]) -> RuleIndex {
         let mut index = RuleIndex::default();
         let mut ranges = Vec::new();
+        // In `anywhere` and `with_ranges`, a rule asking the same of the
+        // asker as an earlier rule of the list can never be the first
+        // match there: the earlier one matches whenever it would. Leaving
+        // such rules out keeps these lists as short as the distinct
+        // user/client/port/command combinations, not the rule count.
+        let mut seen_anywhere = HashSet::new();
+        let mut seen_with_ranges = HashSet::new();
         for (at, rule) in (0u32..).zip(rules) {
             let Some(destinations) = &rule.destinations else {
-                index.anywhere.push(at);
+                if seen_anywhere.insert(&rule.asker) {
+                    index.anywhere.push(at);
+                }
                 continue;
             };
             for pattern in &destinations.names {
                 index.names.insert(pattern, at);
             }
-            if !destinations.cidrs.is_empty() {
+            if !destinations.cidrs.is_empty() && seen_with_ranges.insert(&rule.asker) {
                 index.with_ranges.push(at);
             }
             ranges.extend(destinations.cidrs.iter().map(|cidr| (*cidr, at)));
