@@ -2,9 +2,10 @@
 //!
 //! Each rule is filed by its destinations: under every range it lists (one
 //! prefix table per address family), under every name it lists, or, with
-//! no destinations, in a list of its own. A request collects the lists its
-//! name and address fall into: ascending rule indices, each already known
-//! to match on the destination. Walking each list up to the best match
+//! no destinations, under its client ranges (prefix tables again) or in a
+//! list of its own. A request collects the lists its name, address and
+//! client fall into: ascending rule indices, each already known to match
+//! on the destination. Walking each list up to the best match
 //! found so far and testing only the remaining matchers (users, clients,
 //! ports, commands) gives the same answer as a first-match scan of every
 //! rule, at a cost that follows the candidates rather than the rule count.
@@ -18,8 +19,12 @@ use super::rule::{addresses_to_match, Asker, DestinationMatch, Rule};
 
 #[derive(Debug, Default, Clone)]
 pub struct RuleIndex {
-    /// Rules without `destinations`.
+    /// Rules without `destinations` or `clients`.
     anywhere: Vec<u32>,
+    /// Rules without `destinations` but with `clients`, filed under their
+    /// client ranges: a list of them all would be walked by every request.
+    anywhere_by_client_v4: PrefixTable,
+    anywhere_by_client_v6: PrefixTable,
     /// Rules with at least one CIDR destination (the ones a name alone
     /// cannot settle), for `first_for_name`, which needs only the first
     /// one that matches the asker.
@@ -47,9 +52,12 @@ impl RuleIndex {
         // user/client/port/command combinations, not the rule count.
         let mut seen_anywhere = HashSet::new();
         let mut seen_with_ranges = HashSet::new();
+        let mut client_ranges = Vec::new();
         for (at, rule) in (0u32..).zip(rules) {
             let Some(destinations) = &rule.destinations else {
-                if seen_anywhere.insert(&rule.asker) {
+                if let Some(clients) = &rule.asker.clients {
+                    client_ranges.extend(clients.iter().map(|cidr| (*cidr, at)));
+                } else if seen_anywhere.insert(&rule.asker) {
                     index.anywhere.push(at);
                 }
                 continue;
@@ -64,7 +72,21 @@ impl RuleIndex {
         }
         index.v4 = PrefixTable::build(false, ranges.iter().copied());
         index.v6 = PrefixTable::build(true, ranges);
+        index.anywhere_by_client_v4 = PrefixTable::build(false, client_ranges.iter().copied());
+        index.anywhere_by_client_v6 = PrefixTable::build(true, client_ranges);
         index
+    }
+
+    /// Visits the rules without destinations that could match `asker`.
+    fn visit_anywhere<'r>(&'r self, walk: &mut Walk<'r, '_>) {
+        walk.visit(&self.anywhere, DestinationMatch::Any);
+        let (v6, bits) = family_bits(walk.asker.client);
+        let table = if v6 {
+            &self.anywhere_by_client_v6
+        } else {
+            &self.anywhere_by_client_v4
+        };
+        table.lookup(bits, |list| walk.visit(list, DestinationMatch::Any));
     }
 
     /// The first rule matching `asker`, the normalised `name` (if any) and
@@ -77,7 +99,7 @@ impl RuleIndex {
         addr: IpAddr,
     ) -> Option<Found> {
         let mut walk = Walk::new(rules, asker);
-        walk.visit(&self.anywhere, DestinationMatch::Any);
+        self.visit_anywhere(&mut walk);
         if let Some(name) = name {
             self.names
                 .lookup(name, |list| walk.visit(list, DestinationMatch::Name));
@@ -95,7 +117,7 @@ impl RuleIndex {
     /// the winner is a rule that only an address can settle.
     pub fn first_for_name(&self, rules: &[Rule], asker: &Asker<'_>, name: &str) -> Option<Found> {
         let mut walk = Walk::new(rules, asker);
-        walk.visit(&self.anywhere, DestinationMatch::Any);
+        self.visit_anywhere(&mut walk);
         self.names
             .lookup(name, |list| walk.visit(list, DestinationMatch::Name));
         // A range rule ties with a name hit on the same rule: the name
