@@ -15,6 +15,7 @@
 //! compile.rs  config -> rules, with the errors a mistyped rule gets
 //! rule.rs     one rule's matchers
 //! index.rs    finding the first matching rule without testing them all
+//! asker_index.rs  rules filed by user and client range
 //! cidr.rs     address ranges and per-family prefix tables
 //! names.rs    exact and wildcard names, and their index
 //! ports.rs    ports and port ranges
@@ -22,6 +23,7 @@
 //! own.rs      the proxy's own listening addresses
 //! ```
 
+mod asker_index;
 mod cidr;
 mod compile;
 pub mod config;
