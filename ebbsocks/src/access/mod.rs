@@ -123,7 +123,8 @@ impl AccessRules {
     /// Compiles `config`. `known_users` are the usernames of `[auth]`;
     /// `listen_is_loopback` settles `private_destinations = "auto"`; `own`
     /// are the proxy's own listening addresses (SOCKS and API), refused as
-    /// destinations when the proxy is not on loopback.
+    /// destinations whatever the rules say when the proxy is not on
+    /// loopback (an unspecified address stands for every local address).
     pub fn compile(
         config: &AccessConfig,
         known_users: &[&str],
