@@ -36,6 +36,14 @@ pub enum SessionError {
     Connect { target: String, source: io::Error },
     #[error("client I/O error: {0}")]
     ClientIo(io::Error),
+    #[error("no BIND peer connected within {0:?}")]
+    BindTimeout(Duration),
+    #[error("client closed its control connection while BIND was waiting")]
+    BindClientClosed,
+    #[error("client sent more than {0} bytes before its BIND peer connected")]
+    BindEarlyData(usize),
+    #[error("cannot listen for the BIND peer: {0}")]
+    BindListen(io::Error),
 }
 
 impl SessionError {
@@ -53,13 +61,17 @@ impl SessionError {
             | Self::AuthFailed(_)
             | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
             Self::Resolve { .. } => ReplyCode::HostUnreachable,
-            Self::Connect { source, .. } => connect_reply_code(source),
+            Self::Connect { source, .. } | Self::BindListen(source) => connect_reply_code(source),
+            // As for a connect timeout: the code clients report as a timeout.
+            Self::BindTimeout(_) => ReplyCode::TtlExpired,
             Self::Protocol(_)
             | Self::Oversized(_)
             | Self::HandshakeTimeout(_)
             | Self::ClientClosed
             | Self::NoAcceptableMethod
-            | Self::ClientIo(_) => ReplyCode::GeneralFailure,
+            | Self::ClientIo(_)
+            | Self::BindClientClosed
+            | Self::BindEarlyData(_) => ReplyCode::GeneralFailure,
         }
     }
 
@@ -79,6 +91,10 @@ impl SessionError {
             Self::Resolve { .. } => "resolve_failed",
             Self::Connect { source, .. } => connect_reason(source),
             Self::ClientIo(_) => "client_io",
+            Self::BindTimeout(_) => "bind_timeout",
+            Self::BindClientClosed => "bind_client_closed",
+            Self::BindEarlyData(_) => "bind_early_data_too_large",
+            Self::BindListen(_) => "bind_listen_failed",
         }
     }
 }
@@ -143,6 +159,36 @@ mod tests {
             connect_error(io::ErrorKind::TimedOut).reason(),
             "connect_timeout"
         );
+    }
+
+    #[test]
+    fn bind_failures_have_their_codes_and_reasons() {
+        let cases = [
+            (
+                SessionError::BindTimeout(Duration::from_secs(60)),
+                ReplyCode::TtlExpired,
+                "bind_timeout",
+            ),
+            (
+                SessionError::BindClientClosed,
+                ReplyCode::GeneralFailure,
+                "bind_client_closed",
+            ),
+            (
+                SessionError::BindEarlyData(8192),
+                ReplyCode::GeneralFailure,
+                "bind_early_data_too_large",
+            ),
+            (
+                SessionError::BindListen(io::Error::from(io::ErrorKind::NetworkUnreachable)),
+                ReplyCode::NetworkUnreachable,
+                "bind_listen_failed",
+            ),
+        ];
+        for (err, code, reason) in cases {
+            assert_eq!(err.reply_code(), code, "{err}");
+            assert_eq!(err.reason(), reason, "{err}");
+        }
     }
 
     #[test]

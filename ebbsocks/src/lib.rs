@@ -13,7 +13,8 @@
 //! auth.rs        argon2 password verification off the runtime's workers
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
-//!                conn.rs is one client's way through the server
+//!                conn.rs is one client's way through the server, bind/ serves
+//!                BIND (listener, peer checks, then relayed like CONNECT)
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer while idle

@@ -34,6 +34,11 @@ pub struct Stats {
     access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
     /// Requests refused by `max_sessions_per_client` / `_per_user`.
     session_limit_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// BIND requests that completed the handshake, granted or not.
+    bind_requests: AtomicU64,
+    /// Inbound connections a BIND listener closed because they were not the
+    /// requested peer or the access rules refused them.
+    bind_peers_rejected: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -50,6 +55,8 @@ pub struct StatsSnapshot {
     pub connect_failures: BTreeMap<&'static str, u64>,
     pub access_denied: BTreeMap<Arc<str>, u64>,
     pub session_limit_refusals: BTreeMap<&'static str, u64>,
+    pub bind_requests: u64,
+    pub bind_peers_rejected: u64,
 }
 
 impl Stats {
@@ -101,6 +108,16 @@ impl Stats {
         bump(&self.session_limit_refusals, reason);
     }
 
+    /// A BIND request arrived (after the handshake, before any check).
+    pub fn bind_requested(&self) {
+        self.bind_requests.fetch_add(1, Relaxed);
+    }
+
+    /// A BIND listener closed an inbound connection that was not its peer.
+    pub fn bind_peer_rejected(&self) {
+        self.bind_peers_rejected.fetch_add(1, Relaxed);
+    }
+
     /// A request was granted and relaying starts.
     pub fn session_started(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
@@ -128,6 +145,8 @@ impl Stats {
             connect_failures: lock(&self.connect_failures).clone(),
             access_denied: lock(&self.access_denied).clone(),
             session_limit_refusals: lock(&self.session_limit_refusals).clone(),
+            bind_requests: self.bind_requests.load(Relaxed),
+            bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
         }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod api;
 mod auth;
+mod bind;
 mod cli;
 mod limits;
 mod pool_concurrency;

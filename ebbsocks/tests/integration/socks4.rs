@@ -67,12 +67,3 @@ async fn socks4_refused_destination_is_rejected() {
     assert_eq!(reply[1], 0x5B);
     assert!(closed_by_peer(&mut stream).await);
 }
-
-#[tokio::test]
-async fn socks4_bind_is_rejected() {
-    let server = TestServer::start_toml("").await;
-    let mut request = socks4_request(80, [127, 0, 0, 1], b"", None);
-    request[1] = 0x02;
-    let (_stream, reply) = socks4_exchange(&server, &request).await;
-    assert_eq!(reply[1], 0x5B);
-}
