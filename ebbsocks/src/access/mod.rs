@@ -212,7 +212,8 @@ impl AccessRules {
 
     /// The outcome for `addr` once the first matching rule is known. A deny
     /// rule refuses; otherwise the own-address guard, then the private set
-    /// apply. Only an allow that matched the address through one of its
+    /// apply (an allow that matched by address range and port opens the
+    /// former). Only an allow that matched the address through one of its
     /// ranges opens the private set: an allow by name would let anyone who
     /// controls that name's DNS point it at 169.254.169.254 (rebinding).
     fn decide(&self, found: Option<Found>, addr: SocketAddr) -> Result<(), Denial> {
@@ -221,6 +222,14 @@ impl AccessRules {
                 return Err(self.denial_by(found));
             }
             Some(found) => found.how == DestinationMatch::Cidr,
+            None => false,
+        };
+        // The proxy's own ports open only to an allow that names both the
+        // address range and the port: a broad `10.0.0.0/8` allow must not
+        // quietly let clients chain the proxy through itself.
+        let explicit_port = found.is_some_and(|found| self.rule(found).asker.ports.is_some());
+        let explicit_address = match found {
+            Some(_) => explicit_address,
             None if self.default == Action::Deny => {
                 return Err(Denial {
                     rule: self.labels.default.clone(),
@@ -228,7 +237,7 @@ impl AccessRules {
             }
             None => false,
         };
-        if self.own.contains(addr) {
+        if self.own.contains(addr) && !(explicit_address && explicit_port) {
             return Err(Denial {
                 rule: self.labels.own.clone(),
             });

@@ -230,6 +230,7 @@ fn handshake_failed(services: &Services, err: &SessionError) -> Option<Establish
 pub(super) struct SessionLog {
     peer: SocketAddr,
     user: Option<String>,
+    command: Command,
     target: String,
     started: Instant,
 }
@@ -239,6 +240,7 @@ impl SessionLog {
         Self {
             peer,
             user: negotiated.user.clone(),
+            command: negotiated.command,
             target: negotiated.target.to_string(),
             started,
         }
@@ -249,6 +251,7 @@ impl SessionLog {
             target: "ebbsocks::access",
             client = %self.peer,
             user = self.user.as_deref().unwrap_or("-"),
+            command = self.command.name(),
             destination = %self.target,
             bytes_up = up,
             bytes_down = down,

@@ -215,6 +215,37 @@ fn own_addresses_are_refused_off_loopback_even_when_allowed_by_address() {
 }
 
 #[test]
+fn an_allow_naming_the_address_and_the_port_opens_an_own_address() {
+    let config = r#"
+        private_destinations = "allow"
+        [[rules]]
+        name = "api-from-admin"
+        action = "allow"
+        clients = ["198.51.100.1/32"]
+        destinations = ["127.0.0.1/32"]
+        ports = ["9090"]
+        [[rules]]
+        name = "by-name"
+        action = "allow"
+        destinations = ["localhost"]
+        ports = ["1080"]
+        "#;
+    let own = [sock("127.0.0.1:9090"), sock("10.0.0.5:1080")];
+    let rules = rules_with(config, false, &own);
+    let admin = anon("198.51.100.1");
+    assert_eq!(addr_outcome(&rules, &admin, "127.0.0.1:9090"), "allow");
+    // Another client does not match the rule: the guard holds.
+    let other = anon("198.51.100.2");
+    assert_eq!(
+        addr_outcome(&rules, &other, "127.0.0.1:9090"),
+        "own_address"
+    );
+    // A port named by an allow by name is not enough.
+    let by_name = rules.check_addr(&other, Some("localhost"), sock("10.0.0.5:1080"));
+    assert_eq!(outcome(by_name), "own_address");
+}
+
+#[test]
 fn an_unspecified_listen_address_covers_every_local_address() {
     let own = [sock("0.0.0.0:1080"), sock("[::]:9090")];
     let rules = rules_with("private_destinations = \"allow\"", false, &own);
