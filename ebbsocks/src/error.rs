@@ -33,6 +33,10 @@ pub enum SessionError {
     Connect { target: String, source: io::Error },
     #[error("client I/O error: {0}")]
     ClientIo(io::Error),
+    #[error("all {0} UDP associations are in use")]
+    UdpAssociationsFull(usize),
+    #[error("cannot open the UDP relay socket: {0}")]
+    UdpRelaySocket(io::Error),
 }
 
 impl SessionError {
@@ -53,7 +57,9 @@ impl SessionError {
             | Self::HandshakeTimeout(_)
             | Self::ClientClosed
             | Self::NoAcceptableMethod
-            | Self::ClientIo(_) => ReplyCode::GeneralFailure,
+            | Self::ClientIo(_)
+            | Self::UdpAssociationsFull(_)
+            | Self::UdpRelaySocket(_) => ReplyCode::GeneralFailure,
         }
     }
 
@@ -72,6 +78,8 @@ impl SessionError {
             Self::Resolve { .. } => "resolve_failed",
             Self::Connect { source, .. } => connect_reason(source),
             Self::ClientIo(_) => "client_io",
+            Self::UdpAssociationsFull(_) => "udp_associations_full",
+            Self::UdpRelaySocket(_) => "udp_relay_socket",
         }
     }
 }
@@ -165,5 +173,15 @@ mod tests {
             SessionError::Oversized(600).reply_code(),
             ReplyCode::GeneralFailure
         );
+    }
+
+    #[test]
+    fn udp_refusals_are_general_failures_with_their_own_reasons() {
+        let full = SessionError::UdpAssociationsFull(8);
+        assert_eq!(full.reply_code(), ReplyCode::GeneralFailure);
+        assert_eq!(full.reason(), "udp_associations_full");
+        let socket = SessionError::UdpRelaySocket(io::Error::from(io::ErrorKind::AddrInUse));
+        assert_eq!(socket.reply_code(), ReplyCode::GeneralFailure);
+        assert_eq!(socket.reason(), "udp_relay_socket");
     }
 }

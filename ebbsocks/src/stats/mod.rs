@@ -5,6 +5,7 @@
 
 pub mod limiter;
 pub mod telemetry;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use telemetry::{Event, EventFilter, Severity, Telemetry};
+pub use udp::{UdpDrop, UdpSnapshot, UdpStats};
 
 /// Counters for the SOCKS side of the server.
 #[derive(Debug, Default)]
@@ -32,6 +34,8 @@ pub struct Stats {
     /// from the configuration (a rule's name or index) or are built in, so
     /// the map is bounded by the rule count.
     access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
+    /// UDP ASSOCIATE: associations, datagrams and drops (see `udp.rs`).
+    pub udp: UdpStats,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -47,6 +51,7 @@ pub struct StatsSnapshot {
     pub handshake_failures: BTreeMap<&'static str, u64>,
     pub connect_failures: BTreeMap<&'static str, u64>,
     pub access_denied: BTreeMap<Arc<str>, u64>,
+    pub udp: UdpSnapshot,
 }
 
 impl Stats {
@@ -119,6 +124,7 @@ impl Stats {
             handshake_failures: lock(&self.handshake_failures).clone(),
             connect_failures: lock(&self.connect_failures).clone(),
             access_denied: lock(&self.access_denied).clone(),
+            udp: self.udp.snapshot(),
         }
     }
 }
