@@ -14,3 +14,4 @@ mod socks4;
 mod socks5;
 mod spike;
 mod transfer;
+mod udp;

@@ -47,7 +47,12 @@ impl TestServer {
     }
 
     pub async fn start_with(services: Arc<Services>) -> Self {
-        let listener = server::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        Self::start_at("127.0.0.1:0", services).await
+    }
+
+    /// Listening on `bind` (such as `[::1]:0` for an IPv6 control connection).
+    pub async fn start_at(bind: &str, services: Arc<Services>) -> Self {
+        let listener = server::bind(bind.parse().expect("addr")).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone().cancelled_owned();
