@@ -8,16 +8,18 @@ use ebbsocks::stats::EventFilter;
 use super::*;
 
 const RULES: &str = r#"
-[[access.rules]]
-name = "no-udp-to-2"
-action = "deny"
-destinations = ["127.0.0.2/32"]
-commands = ["udp"]
-
+# The name rule first: behind an address rule, a name could still
+# resolve into its range, so only a lookup could settle it.
 [[access.rules]]
 name = "no-udp-to-blocked"
 action = "deny"
 destinations = ["blocked.test"]
+commands = ["udp"]
+
+[[access.rules]]
+name = "no-udp-to-2"
+action = "deny"
+destinations = ["127.0.0.2/32"]
 commands = ["udp"]
 "#;
 
@@ -47,7 +49,7 @@ async fn a_deny_rule_drops_datagrams_and_reports_each_destination_once() {
     assoc.echo(allowed, b"allowed").await;
 
     let stats = server.services.stats.snapshot();
-    assert_eq!(stats.udp.drops["denied"], 6);
+    assert_eq!(stats.udp.drops["denied"], 6, "{stats:#?}");
     assert_eq!(stats.access_denied.get("no-udp-to-2"), Some(&3));
     assert_eq!(stats.access_denied.get("no-udp-to-blocked"), Some(&3));
     assert_eq!(stats.udp.datagrams_client_to_remote, 1);
