@@ -134,3 +134,35 @@ impl Drop for Ending<'_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::proto::Version;
+
+    /// An idle association is mostly this future (inside the connection's
+    /// boxed setup future), so its size is pinned.
+    #[tokio::test]
+    async fn an_association_future_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let peer = client.local_addr().expect("addr");
+        let services = Services::new(Config::default());
+        let negotiated = Negotiated {
+            version: Version::Socks5,
+            command: Command::UdpAssociate,
+            target: TargetAddr::Ip(peer),
+            user: None,
+            early_data: Vec::new(),
+        };
+        let future = serve(client, peer, negotiated, &services, None);
+        let size = std::mem::size_of_val(&future);
+        eprintln!("association future: {size} bytes");
+        assert!(size <= 3072, "association future is {size} bytes");
+    }
+}
