@@ -177,9 +177,10 @@ impl Association<'_> {
             rules: self.cx.rules,
             who: self.cx.who,
         };
-        // Boxed: a lookup's state is large and exists only while it runs.
-        let lookup = Box::pin(allowed_addresses(&target, self.cx.resolver, &gate));
-        let result = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await;
+        // Boxed, timer included: a lookup's state is large and exists only
+        // while it runs, so an idle association does not carry its room.
+        let lookup = allowed_addresses(&target, self.cx.resolver, &gate);
+        let result = Box::pin(tokio::time::timeout(RESOLVE_TIMEOUT, lookup)).await;
         let TargetAddr::Domain(name, port) = target else {
             return;
         };
