@@ -256,3 +256,50 @@ pub fn render_text(r: &Report) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(proxy: &str, extra: &[&str]) -> UdpArgs {
+        let mut argv = vec!["pulse", "udp", "--proxy", proxy, "--rounds", "2"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Udp(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn options_have_their_defaults_and_bounds() {
+        let a = args("127.0.0.1:1080", &[]);
+        assert_eq!((a.size, a.concurrency.clone()), (512, vec![1, 16]));
+        let argv = ["pulse", "udp", "--proxy", "127.0.0.1:1080", "--size", "4"];
+        assert!(
+            crate::cli::Cli::try_parse_from(argv).is_err(),
+            "below 8 bytes"
+        );
+    }
+
+    /// With no proxy listening, every association fails and is counted,
+    /// and the direct path is still measured.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_proxy_is_counted_and_direct_still_measured() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let a = args(
+            &closed.to_string(),
+            &["--seconds", "0.2", "--concurrency", "2"],
+        );
+        let r = run(&a).await.unwrap();
+        assert_eq!(r.errors["refused"], 2);
+        let case = &r.cases[0];
+        assert_eq!(case.proxy.datagrams_per_s, None);
+        assert!(case.direct.datagrams_per_s.unwrap() > 0.0);
+        assert!(case.direct.p50_us.unwrap() <= case.direct.p99_us.unwrap());
+        assert!(render_text(&r).contains("ratio"));
+    }
+}
