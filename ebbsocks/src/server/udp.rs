@@ -212,6 +212,6 @@ mod tests {
         let running = opened.run(&services);
         let size = std::mem::size_of_val(&running);
         eprintln!("association future: {size} bytes");
-        assert!(size <= 1664, "association future is {size} bytes");
+        assert!(size <= 1536, "association future is {size} bytes");
     }
 }

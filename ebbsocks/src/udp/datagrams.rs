@@ -12,7 +12,9 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::book::NameVerdict;
-use super::{scratch, Association};
+use super::recv::{recv_batch, SLOTS};
+use super::scratch::{self, SLOT_LEN};
+use super::Association;
 use crate::access::Denial;
 use crate::proto::{TargetAddr, UdpHeader, UdpReplyHeader, MAX_UDP_IP_HEADER};
 use crate::stats::UdpDrop;
@@ -22,13 +24,15 @@ use crate::stats::UdpDrop;
 pub(super) const BUDGET: usize = 64;
 
 /// A datagram to a name not resolved yet: its payload is copied out of
-/// the scratch buffer (the only payload an association ever holds, freed
-/// once the lookup ends, which is bounded by a timeout) while the
-/// association awaits the resolver.
+/// the scratch buffer while the association awaits the resolver, with the
+/// datagram received with it, if any (the only payloads an association
+/// ever holds, freed once the lookup ends, which is bounded by a timeout).
 pub(super) struct Pending {
     pub(super) name: String,
     pub(super) port: u16,
     pub(super) payload: Box<[u8]>,
+    /// The next datagram of the same receive call, handled after the lookup.
+    pub(super) then: Option<(Box<[u8]>, SocketAddr)>,
 }
 
 /// How a batch of datagrams ended.
@@ -38,7 +42,7 @@ pub(super) enum Batch {
     /// [`BUDGET`] datagrams handled; there may be more.
     Budget,
     /// A datagram waits for a name to resolve.
-    Resolve(Pending),
+    Resolve(Box<Pending>),
 }
 
 /// Canonical form: an IPv4-mapped IPv6 address is the IPv4 host it names,
@@ -76,25 +80,41 @@ impl Association<'_> {
     /// Reads and relays the client's datagrams until the relay socket is
     /// drained, the budget is spent, or one needs a name resolved.
     pub(super) fn from_client(&mut self) -> Batch {
-        for _ in 0..BUDGET {
-            let pending = scratch::with(|buf| match self.relay.try_recv_from(buf) {
-                Ok((len, source)) => Ok(self.client_datagram(&buf[..len], source)),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Err(()),
-                // An error queued on the socket (an ICMP report): nothing
-                // to relay, try the next datagram.
-                Err(_) => Ok(None),
+        for _ in 0..BUDGET / SLOTS {
+            let step = scratch::with(|buf| {
+                let (a, b) = buf.split_at_mut(SLOT_LEN);
+                let got = match recv_batch(&self.relay, [&mut *a, &mut *b]) {
+                    Ok(Some(got)) => got,
+                    Ok(None) => return Some(Batch::Drained),
+                    // An error queued on the socket (an ICMP report): nothing
+                    // to relay, try again.
+                    Err(_) => return None,
+                };
+                let slots = [&*a, &*b];
+                for i in 0..got.count {
+                    let (len, source) = got.datagrams[i];
+                    if let Some(mut pending) = self.client_datagram(&slots[i][..len], source) {
+                        if let Some(&(len, source)) = got.datagrams[..got.count].get(i + 1) {
+                            pending.then = Some((slots[i + 1][..len].into(), source));
+                        }
+                        return Some(Batch::Resolve(pending));
+                    }
+                }
+                (got.count < SLOTS).then_some(Batch::Drained)
             });
-            match pending {
-                Err(()) => return Batch::Drained,
-                Ok(Some(pending)) => return Batch::Resolve(pending),
-                Ok(None) => {}
+            if let Some(step) = step {
+                return step;
             }
         }
         Batch::Budget
     }
 
     /// Checks one datagram from the relay socket and sends its payload on.
-    fn client_datagram(&mut self, datagram: &[u8], source: SocketAddr) -> Option<Pending> {
+    pub(super) fn client_datagram(
+        &mut self,
+        datagram: &[u8],
+        source: SocketAddr,
+    ) -> Option<Box<Pending>> {
         if !self.client.admit(source) {
             self.drop_datagram(UdpDrop::ForeignSource);
             return None;
@@ -132,11 +152,12 @@ impl Association<'_> {
                         self.apply(&name, port, verdict, payload);
                         None
                     }
-                    None => Some(Pending {
+                    None => Some(Box::new(Pending {
                         name,
                         port,
                         payload: payload.into(),
-                    }),
+                        then: None,
+                    })),
                 }
             }
         }
@@ -206,21 +227,25 @@ impl Association<'_> {
     /// Reads and relays replies from one remote socket until it is drained
     /// or the budget is spent.
     pub(super) fn from_remote(&mut self, v6: bool) -> Batch {
-        for _ in 0..BUDGET {
+        for _ in 0..BUDGET / SLOTS {
             let drained = scratch::with(|buf| {
                 let socket = if v6 { &self.remote.v6 } else { &self.remote.v4 };
                 let Some(socket) = socket else {
                     return true;
                 };
-                // The payload lands after room for the SOCKS header, which
+                // Each payload lands after room for the SOCKS header, which
                 // is then written right in front of it: one send, no copy.
-                match socket.try_recv_from(&mut buf[MAX_UDP_IP_HEADER..]) {
-                    Ok((len, source)) => {
-                        self.remote_datagram(buf, len, source);
-                        false
-                    }
-                    Err(err) => err.kind() == io::ErrorKind::WouldBlock,
+                let (a, b) = buf.split_at_mut(SLOT_LEN);
+                let bufs = [&mut a[MAX_UDP_IP_HEADER..], &mut b[MAX_UDP_IP_HEADER..]];
+                let got = match recv_batch(socket, bufs) {
+                    Ok(Some(got)) => got,
+                    Ok(None) => return true,
+                    Err(_) => return false,
+                };
+                for (slot, &(len, source)) in [a, b].into_iter().zip(&got.datagrams[..got.count]) {
+                    self.remote_datagram(slot, len, source);
                 }
+                got.count < SLOTS
             });
             if drained {
                 return Batch::Drained;

@@ -20,10 +20,12 @@
 //!
 //! Files: `run.rs` (the event loop and what ends it), `datagrams.rs` (each
 //! direction's checks and relaying), `book.rs` (bounded destinations, names
-//! and reported refusals), `scratch.rs` (the per-thread buffer).
+//! and reported refusals), `recv.rs` (batched receives that skip the empty
+//! read), `scratch.rs` (the per-thread buffer).
 
 mod book;
 mod datagrams;
+mod recv;
 mod run;
 mod scratch;
 

@@ -115,7 +115,12 @@ impl Association<'_> {
                     Batch::Drained => {}
                     Batch::Budget => more = true,
                     Batch::Resolve(pending) => {
-                        self.resolve(pending).await;
+                        let mut next = Some(pending);
+                        while let Some(pending) = next {
+                            // Boxed: a lookup's state (and its timer) exists
+                            // only while it runs, not in every idle association.
+                            next = Box::pin(self.resolve(pending)).await;
+                        }
                         more = true;
                     }
                 }
@@ -165,24 +170,24 @@ impl Association<'_> {
 
     /// Resolves a datagram's destination name once (access decision on the
     /// name, then on every address), remembers the verdict, and acts on it
-    /// for the waiting payload.
-    async fn resolve(&mut self, pending: Pending) {
+    /// for the waiting payload; then handles the datagram received with it,
+    /// which may need a lookup of its own.
+    async fn resolve(&mut self, pending: Box<Pending>) -> Option<Box<Pending>> {
         let Pending {
             name,
             port,
             payload,
-        } = pending;
+            then,
+        } = *pending;
         let target = TargetAddr::Domain(name, port);
         let gate = Bound {
             rules: self.cx.rules,
             who: self.cx.who,
         };
-        // Boxed, timer included: a lookup's state is large and exists only
-        // while it runs, so an idle association does not carry its room.
         let lookup = allowed_addresses(&target, self.cx.resolver, &gate);
-        let result = Box::pin(tokio::time::timeout(RESOLVE_TIMEOUT, lookup)).await;
+        let result = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await;
         let TargetAddr::Domain(name, port) = target else {
-            return;
+            return None;
         };
         let verdict = match result {
             Ok(Ok(addrs)) => match addrs.first() {
@@ -200,6 +205,8 @@ impl Association<'_> {
             .names
             .insert(&name, port, verdict.clone(), Instant::now());
         self.apply(&name, port, verdict, &payload);
+        let (datagram, source) = then?;
+        self.client_datagram(&datagram, source)
     }
 
     /// The address to send to, as the socket will see it: an IPv4-mapped

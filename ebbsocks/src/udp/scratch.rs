@@ -8,10 +8,13 @@ use std::cell::RefCell;
 
 use crate::proto::MAX_UDP_IP_HEADER;
 
-/// Room for the largest UDP payload (65,535 bytes less the IP and UDP
-/// headers, so 64 KiB always holds it) and, in front of it, the SOCKS
-/// header of a reply to the client.
-pub(super) const SCRATCH_LEN: usize = MAX_UDP_IP_HEADER + 64 * 1024;
+/// One datagram's room: the largest UDP payload (65,535 bytes less the IP
+/// and UDP headers, so 64 KiB always holds it) and, in front of it, the
+/// SOCKS header of a reply to the client.
+pub(super) const SLOT_LEN: usize = MAX_UDP_IP_HEADER + 64 * 1024;
+
+/// A slot for each datagram one receive call may return.
+pub(super) const SCRATCH_LEN: usize = SLOT_LEN * super::recv::SLOTS;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
