@@ -79,7 +79,7 @@ fn open_remote(v6: bool) -> io::Result<UdpSocket> {
 impl Association<'_> {
     /// Reads and relays the client's datagrams until the relay socket is
     /// drained, the budget is spent, or one needs a name resolved.
-    pub(super) fn from_client(&mut self) -> Batch {
+    pub(super) fn relay_client_batch(&mut self) -> Batch {
         for _ in 0..BUDGET / SLOTS {
             let step = scratch::with(|buf| {
                 let (a, b) = buf.split_at_mut(SLOT_LEN);
@@ -226,7 +226,7 @@ impl Association<'_> {
 
     /// Reads and relays replies from one remote socket until it is drained
     /// or the budget is spent.
-    pub(super) fn from_remote(&mut self, v6: bool) -> Batch {
+    pub(super) fn relay_remote_batch(&mut self, v6: bool) -> Batch {
         for _ in 0..BUDGET / SLOTS {
             let drained = scratch::with(|buf| {
                 let socket = if v6 { &self.remote.v6 } else { &self.remote.v4 };

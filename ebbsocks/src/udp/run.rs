@@ -90,7 +90,7 @@ impl Association<'_> {
         tokio::pin!(timer);
         loop {
             let ready = poll_fn(|cx| {
-                let timer = idle.is_some().then(|| timer.as_mut());
+                let timer = idle.is_some().then_some(timer.as_mut());
                 self.poll_ready(control, timer, cx)
             })
             .await;
@@ -111,7 +111,7 @@ impl Association<'_> {
             }
             let mut more = false;
             if ready.client {
-                match self.from_client() {
+                match self.relay_client_batch() {
                     Batch::Drained => {}
                     Batch::Budget => more = true,
                     Batch::Resolve(pending) => {
@@ -126,7 +126,7 @@ impl Association<'_> {
                 }
             }
             for (is_ready, v6) in [(ready.remote_v4, false), (ready.remote_v6, true)] {
-                if is_ready && matches!(self.from_remote(v6), Batch::Budget) {
+                if is_ready && matches!(self.relay_remote_batch(v6), Batch::Budget) {
                     more = true;
                 }
             }
