@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::cidr::Cidr;
 use super::names::NamePattern;
 use super::ports::PortSet;
-use super::rule::{CommandSet, Destinations, Rule};
+use super::rule::{AskerMatchers, CommandSet, Destinations, Rule};
 use super::{AccessConfig, AccessError, RuleConfig};
 
 /// Labels the rule set uses itself; a rule may not take them.
@@ -139,10 +139,12 @@ fn compile_rule(
     Ok(Rule {
         label,
         action: rule.action,
-        users,
-        clients,
-        ports,
-        commands,
+        asker: AskerMatchers {
+            users,
+            clients,
+            ports,
+            commands,
+        },
         destinations,
     })
 }

@@ -2,15 +2,17 @@
 //!
 //! Each rule is filed by its destinations: under every range it lists (one
 //! prefix table per address family), under every name it lists, or, with
-//! no destinations, in a list of its own. A request collects the lists its
-//! name and address fall into: ascending rule indices, each already known
-//! to match on the destination. Walking each list up to the best match
+//! no destinations, by who may match it (`asker_index.rs`: its users, else
+//! its client ranges, else one plain list). A request collects the lists its name, address and
+//! client fall into: ascending rule indices, each already known to match
+//! on the destination. Walking each list up to the best match
 //! found so far and testing only the remaining matchers (users, clients,
 //! ports, commands) gives the same answer as a first-match scan of every
 //! rule, at a cost that follows the candidates rather than the rule count.
 
 use std::net::IpAddr;
 
+use super::asker_index::{AskerIndex, AskerIndexBuilder};
 use super::cidr::{family_bits, PrefixTable};
 use super::names::NameIndex;
 use super::rule::{addresses_to_match, Asker, DestinationMatch, Rule};
@@ -18,10 +20,10 @@ use super::rule::{addresses_to_match, Asker, DestinationMatch, Rule};
 #[derive(Debug, Default, Clone)]
 pub struct RuleIndex {
     /// Rules without `destinations`.
-    anywhere: Vec<u32>,
+    anywhere: AskerIndex,
     /// Rules with at least one CIDR destination (the ones a name alone
-    /// cannot settle).
-    with_ranges: Vec<u32>,
+    /// cannot settle), for `first_for_name`.
+    with_ranges: AskerIndex,
     names: NameIndex,
     v4: PrefixTable,
     v6: PrefixTable,
@@ -36,24 +38,30 @@ pub struct Found {
 
 impl RuleIndex {
     pub fn build(rules: &[Rule]) -> RuleIndex {
-        let mut index = RuleIndex::default();
+        let mut names = NameIndex::default();
+        let mut anywhere = AskerIndexBuilder::default();
+        let mut with_ranges = AskerIndexBuilder::default();
         let mut ranges = Vec::new();
         for (at, rule) in (0u32..).zip(rules) {
             let Some(destinations) = &rule.destinations else {
-                index.anywhere.push(at);
+                anywhere.insert(at, &rule.asker);
                 continue;
             };
             for pattern in &destinations.names {
-                index.names.insert(pattern, at);
+                names.insert(pattern, at);
             }
             if !destinations.cidrs.is_empty() {
-                index.with_ranges.push(at);
+                with_ranges.insert(at, &rule.asker);
             }
             ranges.extend(destinations.cidrs.iter().map(|cidr| (*cidr, at)));
         }
-        index.v4 = PrefixTable::build(false, ranges.iter().copied());
-        index.v6 = PrefixTable::build(true, ranges);
-        index
+        RuleIndex {
+            anywhere: anywhere.finish(),
+            with_ranges: with_ranges.finish(),
+            names,
+            v4: PrefixTable::build(false, ranges.iter().copied()),
+            v6: PrefixTable::build(true, ranges),
+        }
     }
 
     /// The first rule matching `asker`, the normalised `name` (if any) and
@@ -66,7 +74,8 @@ impl RuleIndex {
         addr: IpAddr,
     ) -> Option<Found> {
         let mut walk = Walk::new(rules, asker);
-        walk.visit(&self.anywhere, DestinationMatch::Any);
+        self.anywhere
+            .lookup(asker, |list| walk.visit(list, DestinationMatch::Any));
         if let Some(name) = name {
             self.names
                 .lookup(name, |list| walk.visit(list, DestinationMatch::Name));
@@ -84,12 +93,15 @@ impl RuleIndex {
     /// the winner is a rule that only an address can settle.
     pub fn first_for_name(&self, rules: &[Rule], asker: &Asker<'_>, name: &str) -> Option<Found> {
         let mut walk = Walk::new(rules, asker);
-        walk.visit(&self.anywhere, DestinationMatch::Any);
+        self.anywhere
+            .lookup(asker, |list| walk.visit(list, DestinationMatch::Any));
         self.names
             .lookup(name, |list| walk.visit(list, DestinationMatch::Name));
         // A range rule ties with a name hit on the same rule: the name
         // settles it, so range rules only count strictly before the best.
-        walk.visit_before(&self.with_ranges, DestinationMatch::Cidr);
+        self.with_ranges.lookup(asker, |list| {
+            walk.visit_before(list, DestinationMatch::Cidr)
+        });
         walk.best
     }
 }

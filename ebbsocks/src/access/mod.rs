@@ -15,6 +15,7 @@
 //! compile.rs  config -> rules, with the errors a mistyped rule gets
 //! rule.rs     one rule's matchers
 //! index.rs    finding the first matching rule without testing them all
+//! asker_index.rs  rules filed by user and client range
 //! cidr.rs     address ranges and per-family prefix tables
 //! names.rs    exact and wildcard names, and their index
 //! ports.rs    ports and port ranges
@@ -22,6 +23,7 @@
 //! own.rs      the proxy's own listening addresses
 //! ```
 
+mod asker_index;
 mod cidr;
 mod compile;
 pub mod config;
@@ -121,7 +123,8 @@ impl AccessRules {
     /// Compiles `config`. `known_users` are the usernames of `[auth]`;
     /// `listen_is_loopback` settles `private_destinations = "auto"`; `own`
     /// are the proxy's own listening addresses (SOCKS and API), refused as
-    /// destinations when the proxy is not on loopback.
+    /// destinations whatever the rules say when the proxy is not on
+    /// loopback (an unspecified address stands for every local address).
     pub fn compile(
         config: &AccessConfig,
         known_users: &[&str],

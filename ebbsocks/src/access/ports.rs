@@ -1,7 +1,7 @@
 //! Port entries: `"22"` or an inclusive range `"8000-8100"`.
 
 /// A rule's ports as sorted, merged inclusive ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortSet {
     ranges: Box<[(u16, u16)]>,
 }

@@ -18,11 +18,18 @@ pub struct Rule {
     /// The rule's `name`, else `#<index>`.
     pub label: Arc<str>,
     pub action: Action,
+    pub asker: AskerMatchers,
+    pub destinations: Option<Destinations>,
+}
+
+/// Every matcher but `destinations`. Comparable, so the index can tell
+/// when a later rule asks exactly what an earlier one does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AskerMatchers {
     pub users: Option<Box<[Box<str>]>>,
     pub clients: Option<Box<[Cidr]>>,
     pub ports: Option<PortSet>,
     pub commands: Option<CommandSet>,
-    pub destinations: Option<Destinations>,
 }
 
 /// Who asks and for which port: everything a rule tests besides the
@@ -49,6 +56,12 @@ pub enum DestinationMatch {
 impl Rule {
     /// Whether every matcher other than `destinations` matches.
     pub fn matches_asker(&self, asker: &Asker<'_>) -> bool {
+        self.asker.matches(asker)
+    }
+}
+
+impl AskerMatchers {
+    pub fn matches(&self, asker: &Asker<'_>) -> bool {
         self.commands
             .is_none_or(|commands| commands.contains(asker.command))
             && self
@@ -65,7 +78,9 @@ impl Rule {
                 .as_ref()
                 .is_none_or(|clients| clients.iter().any(|cidr| cidr.contains(asker.client)))
     }
+}
 
+impl Rule {
     /// How `destinations` matches the normalised `name` and the address;
     /// `None` when it does not. A CIDR hit wins over a name hit, since the
     /// address is what gets connected to.
@@ -120,7 +135,7 @@ pub fn addresses_to_match(addr: IpAddr) -> [Option<IpAddr>; 3] {
 }
 
 /// A set of SOCKS commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommandSet(u8);
 
 impl CommandSet {

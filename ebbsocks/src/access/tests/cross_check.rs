@@ -138,15 +138,18 @@ fn random_rule_set(rng: &mut Rng) -> String {
     text
 }
 
+const CLIENTS: [&str; 5] = [
+    "10.0.0.1",
+    "10.9.0.1",
+    "::ffff:10.0.0.1",
+    "::1",
+    "198.51.100.1",
+];
+
 fn random_subject(rng: &mut Rng) -> Subject<'static> {
+    let client = CLIENTS[rng.below(CLIENTS.len())];
     Subject {
-        client: ip(*rng.pick(&[
-            "10.0.0.1",
-            "10.9.0.1",
-            "::ffff:10.0.0.1",
-            "::1",
-            "198.51.100.1",
-        ])),
+        client: ip(client),
         user: *rng.pick(&[None, Some("alice"), Some("bob"), Some("carol")]),
         command: *rng.pick(&[Command::Connect, Command::Bind, Command::UdpAssociate]),
     }
