@@ -221,6 +221,28 @@ mod tests {
     }
 
     #[test]
+    fn the_api_shows_every_counter_and_reason() {
+        let stats = UdpStats::default();
+        stats.dropped(UdpDrop::Denied);
+        let json = serde_json::to_value(stats.snapshot()).expect("serializes");
+        for key in [
+            "associations_active",
+            "associations_total",
+            "associations_refused",
+            "datagrams_client_to_remote",
+            "bytes_client_to_remote",
+            "datagrams_remote_to_client",
+            "bytes_remote_to_client",
+        ] {
+            assert_eq!(json[key], 0, "{key}");
+        }
+        assert_eq!(json["drops"]["denied"], 1);
+        for reason in UdpDrop::ALL {
+            assert!(json["drops"][reason.label()].is_u64(), "{}", reason.label());
+        }
+    }
+
+    #[test]
     fn per_association_drops_summarise_for_the_log() {
         let mut drops = DropCounts::<u64>::default();
         assert_eq!(drops.summary(), "-");

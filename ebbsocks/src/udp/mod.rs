@@ -166,3 +166,51 @@ impl<'a> Association<'a> {
         self.cx.stats.udp.dropped(reason);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    #[test]
+    fn a_declared_port_of_the_clients_own_ip_is_pinned() {
+        let peer: IpAddr = "192.0.2.7".parse().expect("ip");
+        let mut filter = ClientFilter::new(peer, &TargetAddr::Ip(addr("192.0.2.7:5000")));
+        assert!(!filter.admit(addr("192.0.2.7:5001")), "another port first");
+        assert!(filter.admit(addr("192.0.2.7:5000")));
+        assert!(!filter.admit(addr("198.51.100.1:5000")), "another host");
+        assert_eq!(filter.reply_to, Some(addr("192.0.2.7:5000")));
+    }
+
+    #[test]
+    fn otherwise_the_first_datagram_fixes_the_port() {
+        let peer: IpAddr = "192.0.2.7".parse().expect("ip");
+        let declarations = [
+            TargetAddr::Ip(addr("0.0.0.0:0")),
+            TargetAddr::Ip(addr("0.0.0.0:5000")),
+            TargetAddr::Ip(addr("192.0.2.7:0")),
+            // A client behind NAT naming its private address.
+            TargetAddr::Ip(addr("10.0.0.2:5000")),
+            TargetAddr::Domain("client.test".into(), 5000),
+        ];
+        for declared in declarations {
+            let mut filter = ClientFilter::new(peer, &declared);
+            assert!(!filter.admit(addr("198.51.100.1:6000")), "{declared}");
+            assert!(filter.admit(addr("192.0.2.7:6000")), "{declared}");
+            assert!(!filter.admit(addr("192.0.2.7:6001")), "{declared}");
+            assert!(filter.admit(addr("192.0.2.7:6000")), "{declared}");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_sources_are_the_same_client() {
+        let peer: IpAddr = "::ffff:127.0.0.1".parse().expect("ip");
+        let mut filter = ClientFilter::new(peer, &TargetAddr::Ip(addr("0.0.0.0:0")));
+        assert!(filter.admit(addr("127.0.0.1:7000")));
+        assert!(filter.admit(addr("[::ffff:127.0.0.1]:7000")));
+        assert_eq!(filter.reply_to, Some(addr("127.0.0.1:7000")));
+    }
+}

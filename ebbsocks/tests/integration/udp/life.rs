@@ -109,3 +109,21 @@ async fn the_reply_advertises_the_external_address() {
     };
     assoc.echo(echo, b"behind NAT").await;
 }
+
+/// A forced shutdown drops the association's future mid-await: its slot,
+/// sockets and control connection must go with it.
+#[tokio::test]
+async fn a_forced_shutdown_leaves_nothing_behind() {
+    let mut server = TestServer::start_toml("[server]\nshutdown_grace_secs = 0\n").await;
+    let (echo, _) = echo_server("127.0.0.1").await;
+    let mut assoc = Association::open(server.addr, "127.0.0.1").await;
+    assoc.echo(echo, b"before the shutdown").await;
+    let stopped = server.begin_shutdown();
+    within(stopped)
+        .await
+        .expect("server task")
+        .expect("clean stop");
+    assert_eq!(udp_stats(&server).associations_active, 0);
+    assert!(closed_by_peer(&mut assoc.control).await);
+    assert!(relay_is_closed(&assoc.socket, assoc.relay).await);
+}
