@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod bind;
 mod cli;
+mod faults;
 mod limits;
 mod pool_concurrency;
 mod pool_socks;
