@@ -14,6 +14,7 @@ mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
 mod session_limits;
+mod slowloris;
 mod socks4;
 mod socks5;
 mod spike;
