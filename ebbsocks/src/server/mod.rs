@@ -4,6 +4,7 @@
 
 mod bind;
 mod conn;
+pub mod fd_budget;
 mod handshake;
 pub mod limits;
 mod refusal;
