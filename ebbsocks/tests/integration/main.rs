@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod bind;
 mod cli;
+mod emfile;
 mod faults;
 mod limits;
 mod pool_concurrency;
