@@ -9,6 +9,8 @@
 //! - `throughput`: how much bulk transfer does the proxy cost against a direct
 //!   connection to the same destination, measured in the same run?
 //! - `rate`: how many short connections per second, and at what latency?
+//! - `slowloris`: do stalled partial greetings slow a legitimate client's
+//!   CONNECT, and does the server close them at its handshake deadline?
 //! - `pingpong`: what does one cross-process wake-up cost on this machine,
 //!   the floor under any proxy's per-hop latency?
 //!
@@ -27,6 +29,7 @@
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
 //! pingpong.rs     loopback round trip between two processes, sleeping or spinning
+//! slowloris.rs    stalled partial greetings: legit CONNECT latency, closes at the deadline
 //! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
 //! ```
 //!
@@ -41,6 +44,7 @@ pub mod memory;
 pub mod pingpong;
 pub mod rate;
 pub mod servers;
+pub mod slowloris;
 pub mod socks;
 pub mod spike;
 pub mod stats;
