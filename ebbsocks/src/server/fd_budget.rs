@@ -68,7 +68,7 @@ impl FdBudget {
 
     /// `None` when `limit` covers the budget, else what falls short.
     pub fn check(&self, limit: u64) -> Option<Shortfall> {
-        (limit < self.total()).then(|| Shortfall {
+        (limit < self.total()).then_some(Shortfall {
             limit,
             budget: *self,
         })
