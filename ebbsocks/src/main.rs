@@ -78,7 +78,8 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         None => Config::embedded_default(),
     };
     logging::init(&config.logging);
-    raise_open_files_limit();
+    let open_files = raise_open_files_limit();
+    warn_if_open_files_too_low(open_files, &config);
     if let Err(err) = memory::configure(&config.memory) {
         tracing::warn!(%err, "allocator settings not applied");
     }
@@ -136,22 +137,46 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// A proxy holds two descriptors per session; the usual soft limit of 1024
 /// would cap it near 500 sessions, so take everything the hard limit allows.
-fn raise_open_files_limit() {
+/// Returns the soft limit now in force (`None` when unknown or unlimited).
+fn raise_open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit only access the struct passed in.
-    let raised = unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
-        }
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 };
+    if !read {
+        tracing::warn!("cannot read the open files limit");
+        return None;
+    }
+    let wanted = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
     };
-    if raised {
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+        limit = wanted;
         tracing::debug!(open_files = limit.rlim_cur, "open files limit raised");
     } else {
-        tracing::warn!("cannot raise the open files limit");
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            "cannot raise the open files limit"
+        );
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// Says at startup, rather than at the first EMFILE under load, that the
+/// limit cannot hold `server.max_connections` sessions and what happens then.
+fn warn_if_open_files_too_low(limit: Option<u64>, config: &Config) {
+    let budget = server::fd_budget::FdBudget::for_config(config);
+    if let Some(shortfall) = limit.and_then(|limit| budget.check(limit)) {
+        tracing::warn!(
+            limit = shortfall.limit,
+            need = budget.total(),
+            sessions = shortfall.sessions(),
+            "{shortfall}"
+        );
     }
 }
 

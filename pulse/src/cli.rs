@@ -34,6 +34,9 @@ pub enum Command {
     Udp(UdpArgs),
     /// The server's memory per idle UDP association (reads /proc/PID).
     UdpIdle(UdpIdleArgs),
+    /// Stalled partial greetings against a legitimate client's CONNECT
+    /// latency, and whether the server closes them at its handshake deadline.
+    Slowloris(SlowlorisArgs),
     /// Run only the destination sink (accept and hold), e.g. in its own
     /// process when one process would run out of file descriptors.
     Sink(SinkArgs),
@@ -272,6 +275,45 @@ pub struct UdpIdleArgs {
     /// Directory for udp_idle.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SlowlorisArgs {
+    /// The SOCKS5 proxy (HOST:PORT).
+    #[arg(long, value_parser = parse_target)]
+    pub proxy: Target,
+    /// Credentials of the legitimate client (the stalled ones never get that far).
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Connections that send a partial greeting and stall.
+    #[arg(long, default_value_t = 4000)]
+    pub stalled: usize,
+    /// The server's handshake deadline (ebbsocks: server.handshake_timeout_secs).
+    #[arg(long = "handshake-deadline-secs", value_parser = parse_secs, default_value = "10")]
+    pub handshake_deadline: Duration,
+    /// Seconds after the deadline within which a close still counts as on time.
+    #[arg(long, value_parser = parse_secs, default_value = "2")]
+    pub slack: Duration,
+    /// Legitimate CONNECTs per phase (before, during, after the attack); the
+    /// phase during stops early when the first stalled connection nears the deadline.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples: u64,
+    /// Stalled connections being opened at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Largest accepted ratio of CONNECT latency during the attack to before
+    /// it (p50 and p99).
+    #[arg(long, default_value_t = 2.0)]
+    pub max_ratio: f64,
+    /// Seconds allowed for one connect (legitimate or stalled) to open.
+    #[arg(long, value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+    /// Directory for slowloris.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 0 even when a check failed (it is still reported).
     #[arg(long)]
     pub allow_errors: bool,
 }

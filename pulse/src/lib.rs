@@ -12,6 +12,8 @@
 //! - `udp`: datagrams per second and round-trip latency through a SOCKS5
 //!   UDP association against the same echo server directly; `udp-idle`:
 //!   the server's memory per idle association.
+//! - `slowloris`: do stalled partial greetings slow a legitimate client's
+//!   CONNECT, and does the server close them at its handshake deadline?
 //! - `pingpong`: what does one cross-process wake-up cost on this machine,
 //!   the floor under any proxy's per-hop latency?
 //!
@@ -32,6 +34,7 @@
 //! udp/            UDP ASSOCIATE flows and echo (flow.rs), rate and latency
 //!                 (mod.rs), memory per idle association (idle.rs)
 //! pingpong.rs     loopback round trip between two processes, sleeping or spinning
+//! slowloris.rs    stalled partial greetings: legit CONNECT latency, closes at the deadline
 //! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
 //! ```
 //!
@@ -46,6 +49,7 @@ pub mod memory;
 pub mod pingpong;
 pub mod rate;
 pub mod servers;
+pub mod slowloris;
 pub mod socks;
 pub mod spike;
 pub mod stats;

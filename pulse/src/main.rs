@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use pulse::cli::{Cli, Command};
 use pulse::servers::{Server, Service};
-use pulse::{fdlimit, pingpong, rate, spike, throughput, udp};
+use pulse::{fdlimit, pingpong, rate, slowloris, spike, throughput, udp};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -78,6 +78,19 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 write_json(dir, "udp_idle.json", &report)?;
             }
             Ok(verdict(!report.fails.is_empty(), a.allow_errors))
+        }
+        Command::Slowloris(a) => {
+            let limit = fdlimit::raise().context("raising the open-files limit")?;
+            let in_use = fdlimit::open_now().unwrap_or(0);
+            let what = format!("{} stalled connections", a.stalled);
+            fdlimit::check(a.stalled as u64, in_use, limit, &what, "")
+                .map_err(anyhow::Error::msg)?;
+            let report = slowloris::run(&a).await?;
+            print!("{}", slowloris::render_text(&report));
+            if let Some(dir) = &a.out {
+                write_json(dir, "slowloris.json", &report)?;
+            }
+            Ok(verdict(!report.problems.is_empty(), a.allow_errors))
         }
         Command::Pingpong(a) => {
             // Plain blocking sockets and a spin loop: off the runtime's workers.

@@ -19,6 +19,11 @@ impl Drop for TestProxy {
 }
 
 pub async fn start() -> TestProxy {
+    start_with_deadline(None).await
+}
+
+/// With a deadline on the greeting and request, like a hardened server.
+pub async fn start_with_deadline(deadline: Option<std::time::Duration>) -> TestProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -27,22 +32,31 @@ pub async fn start() -> TestProxy {
                 continue;
             };
             tokio::spawn(async move {
-                let _ = serve(s).await;
+                let _ = serve(s, deadline).await;
             });
         }
     });
     TestProxy { addr, task }
 }
 
-async fn serve(mut c: TcpStream) -> std::io::Result<()> {
+async fn serve(mut c: TcpStream, deadline: Option<std::time::Duration>) -> std::io::Result<()> {
     c.set_nodelay(true)?;
-    let mut head = [0u8; 2];
-    c.read_exact(&mut head).await?;
-    let mut methods = vec![0u8; usize::from(head[1])];
-    c.read_exact(&mut methods).await?;
-    c.write_all(&[5, 0]).await?;
-    let mut req = [0u8; 10];
-    c.read_exact(&mut req).await?;
+    let handshake = async {
+        let mut head = [0u8; 2];
+        c.read_exact(&mut head).await?;
+        let mut methods = vec![0u8; usize::from(head[1])];
+        c.read_exact(&mut methods).await?;
+        c.write_all(&[5, 0]).await?;
+        let mut req = [0u8; 10];
+        c.read_exact(&mut req).await?;
+        Ok::<_, std::io::Error>(req)
+    };
+    let req = match deadline {
+        Some(d) => tokio::time::timeout(d, handshake)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+        None => handshake.await?,
+    };
     assert_eq!(req[..4], [5, 1, 0, 1], "test proxy: IPv4 CONNECT only");
     let ip = Ipv4Addr::new(req[4], req[5], req[6], req[7]);
     let port = u16::from_be_bytes([req[8], req[9]]);

@@ -48,6 +48,13 @@ pub use half::{buffered, Buffered, SCRATCH_SIZE};
 /// a leased pipe.
 pub const PIPE_CAPACITY: usize = 256 * 1024;
 
+/// Splice pipes alive at once in the process, two descriptors each (none
+/// where splice is not used); the open-files budget counts them.
+#[cfg(target_os = "linux")]
+pub const MAX_SPLICE_PIPES: usize = splice::MAX_PIPES;
+#[cfg(not(target_os = "linux"))]
+pub const MAX_SPLICE_PIPES: usize = 0;
+
 /// Chooses between `splice(2)` through leased pipes (Linux) and copying
 /// through the worker's scratch buffer, for relays started from now on.
 /// Splice is the default where available.

@@ -1,9 +1,11 @@
 //! The SOCKS listener: accept loop, connection limit, graceful shutdown.
 //! `conn.rs` is one client's way through the server; `handshake.rs` reads
-//! its greeting, credentials and request.
+//! its greeting, credentials and request; `fd_budget.rs` says how many
+//! descriptors a configuration needs (checked by `main` at startup).
 
 mod bind;
 mod conn;
+pub mod fd_budget;
 mod handshake;
 pub mod limits;
 mod refusal;

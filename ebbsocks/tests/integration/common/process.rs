@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// Log lines printed before the server said it was listening.
+    pub startup_log: Vec<String>,
 }
 
 impl ServerProcess {
@@ -16,6 +18,12 @@ impl ServerProcess {
     /// port 0 and logs JSON without an access log; `extra` may add tables
     /// other than `[server]` and `[logging]`.
     pub fn start(extra: &str) -> Self {
+        Self::start_with(extra, |_| {})
+    }
+
+    /// [`ServerProcess::start`], with `configure` applied to the command
+    /// before it is spawned (to set resource limits in `pre_exec`, say).
+    pub fn start_with(extra: &str, configure: impl FnOnce(&mut Command)) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ebbsocks-process-{}-{}",
@@ -27,15 +35,17 @@ impl ServerProcess {
         let text =
             format!("[server]\nlisten = \"127.0.0.1:0\"\n[logging]\nformat = \"json\"\naccess_log = false\n{extra}");
         std::fs::write(&config, text).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ebbsocks"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ebbsocks"));
+        command
             .arg("--config")
             .arg(&config)
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ebbsocks");
+            .stdout(Stdio::null());
+        configure(&mut command);
+        let mut child = command.spawn().expect("start ebbsocks");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let mut startup_log = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
@@ -47,11 +57,16 @@ impl ServerProcess {
                 let addr = entry["fields"]["addr"].as_str().expect("addr field");
                 break addr.parse().expect("socket address");
             }
+            startup_log.push(line);
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         std::fs::remove_dir_all(dir).expect("cleanup");
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            startup_log,
+        }
     }
 
     /// Sends SIGTERM and returns the exit status.
@@ -60,6 +75,10 @@ impl ServerProcess {
         // SAFETY: kill(2) with a valid signal number has no memory effects.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
         self.child.wait().expect("wait for exit")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn rss(&self) -> u64 {
