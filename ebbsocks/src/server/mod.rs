@@ -7,6 +7,7 @@ mod conn;
 mod handshake;
 pub mod limits;
 mod refusal;
+mod session;
 mod udp;
 
 use std::future::Future;

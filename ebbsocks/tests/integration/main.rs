@@ -12,6 +12,7 @@ mod limits;
 mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
+mod session_ends;
 mod session_limits;
 mod socks4;
 mod socks5;
