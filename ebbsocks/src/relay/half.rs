@@ -8,6 +8,7 @@ use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::Interest;
@@ -170,16 +171,20 @@ pub(super) struct Half {
     activity: bool,
     /// Move bytes with `splice(2)` instead of the scratch buffer.
     splice: bool,
+    /// The half-close timeout in milliseconds (0 = none). Kept here, where
+    /// it fills padding, rather than in the relay, where it would add a word.
+    half_close_ms: u32,
 }
 
 impl Half {
-    pub(super) fn new(splice: bool) -> Self {
+    pub(super) fn new(splice: bool, half_close_ms: u32) -> Self {
         Self {
             backlog: None,
             bytes: 0,
             flow: Flow::Open,
             activity: false,
             splice,
+            half_close_ms,
         }
     }
 
@@ -192,10 +197,11 @@ impl Half {
         self.flow == Flow::Done
     }
 
-    /// Whether `src` has finished sending (its EOF was seen), whether or not
-    /// the half-close has reached `dst` yet.
-    pub(super) fn is_finishing(&self) -> bool {
-        self.flow != Flow::Open
+    /// Once `src` has finished sending (its EOF was seen, whether or not the
+    /// half-close has reached `dst` yet): the half-close timeout, if any.
+    pub(super) fn half_close_timeout(&self) -> Option<Duration> {
+        (self.flow != Flow::Open && self.half_close_ms > 0)
+            .then(|| Duration::from_millis(self.half_close_ms.into()))
     }
 
     /// Whether bytes moved since the last call.

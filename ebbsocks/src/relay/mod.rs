@@ -133,19 +133,20 @@ fn relay_with(
     options: &RelayOptions,
     splice: bool,
 ) -> Relay {
+    let half_close_ms = options.half_close_timeout.map_or(0, millis);
     Relay {
         client,
         upstream,
-        up: Half::new(splice),
-        down: Half::new(splice),
+        up: Half::new(splice, half_close_ms),
+        down: Half::new(splice, half_close_ms),
         idle: options.idle_timeout.map(IdleTimer::new),
-        half_close_ms: options.half_close_timeout.map_or(0, millis),
         half_closed: None,
     }
 }
 
 /// A timeout in whole milliseconds, at least 1 (0 means none), saturating:
-/// four bytes in the relay instead of a sixteen-byte `Option<Duration>`.
+/// four bytes that fit in a [`Half`]'s padding, instead of a sixteen-byte
+/// `Option<Duration>` in the relay.
 fn millis(timeout: Duration) -> u32 {
     u32::try_from(timeout.as_millis())
         .unwrap_or(u32::MAX)
@@ -174,9 +175,7 @@ pub struct Relay {
     down: Half,
     /// Only allocated when an idle timeout is configured.
     idle: Option<Box<IdleTimer>>,
-    /// The half-close timeout in milliseconds; 0 = none.
-    half_close_ms: u32,
-    /// Started when the first side finishes, if `half_close_ms` is set.
+    /// Started when the first side finishes, if a half-close timeout is set.
     half_closed: Option<Box<IdleTimer>>,
 }
 
@@ -222,12 +221,14 @@ impl Future for Relay {
         if this.up.is_done() && this.down.is_done() {
             return Poll::Ready(this.outcome(RelayEnd::Closed));
         }
-        if this.half_close_ms > 0
-            && this.half_closed.is_none()
-            && (this.up.is_finishing() || this.down.is_finishing())
-        {
-            let timeout = Duration::from_millis(this.half_close_ms.into());
-            this.half_closed = Some(IdleTimer::new(timeout));
+        if this.half_closed.is_none() {
+            if let Some(timeout) = this
+                .up
+                .half_close_timeout()
+                .or(this.down.half_close_timeout())
+            {
+                this.half_closed = Some(IdleTimer::new(timeout));
+            }
         }
         if this.idle.is_some() || this.half_closed.is_some() {
             // Both calls run: each clears its own flag.
