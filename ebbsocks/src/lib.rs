@@ -17,7 +17,7 @@
 //!                BIND (listener, peer checks, then relayed like CONNECT)
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
-//! relay/         bidirectional relay in one task, no payload buffer while idle
+//! relay/         bidirectional relay in one task, no payload buffer idle or stalled
 //! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! api/           HTTP API (axum): thin routes over stats, pool and memory

@@ -121,8 +121,8 @@ impl RelayEnd {
 }
 
 /// Relays between `client` and `upstream` until both directions have ended,
-/// one of them fails, or the idle or half-close timeout passes. Dropping the returned future
-/// closes both sockets.
+/// one of them fails, or the idle or half-close timeout passes. Dropping the
+/// returned future closes both sockets.
 pub fn relay(client: TcpStream, upstream: TcpStream, options: &RelayOptions) -> Relay {
     relay_with(client, upstream, options, splice_default())
 }
