@@ -57,6 +57,10 @@ pub struct ServerConfig {
     /// Close a relayed session after this long without a byte in either
     /// direction; 0 turns the timeout off.
     pub idle_timeout_secs: u64,
+    /// Once one side of a session has finished sending (half-close), close
+    /// the session after this long without a byte in either direction; 0
+    /// turns the timeout off.
+    pub half_close_timeout_secs: u64,
     /// On SIGINT/SIGTERM, how long live sessions may drain before they are closed.
     pub shutdown_grace_secs: u64,
     /// Permit listening on a non-loopback address without authentication.
@@ -82,6 +86,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             handshake_timeout_secs: 10,
             idle_timeout_secs: 0,
+            half_close_timeout_secs: 60,
             shutdown_grace_secs: 10,
             allow_open_proxy: false,
             external_address: None,
@@ -100,6 +105,11 @@ impl ServerConfig {
 
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
+    pub fn half_close_timeout(&self) -> Option<Duration> {
+        (self.half_close_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.half_close_timeout_secs))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

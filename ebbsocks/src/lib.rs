@@ -17,7 +17,7 @@
 //!                BIND (listener, peer checks, then relayed like CONNECT)
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
-//! relay/         bidirectional relay in one task, no payload buffer while idle
+//! relay/         bidirectional relay in one task, no payload buffer idle or stalled
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes

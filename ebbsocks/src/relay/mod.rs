@@ -2,23 +2,29 @@
 //! without idle buffers.
 //!
 //! A relayed session is a single future ([`Relay`]) that drives both
-//! directions. Nothing in it holds payload while the connection is idle: when
-//! a socket becomes readable the bytes are read into a scratch buffer owned by
-//! the worker thread and written straight through to the other side. Only when
-//! the receiving peer would block is the unsent remainder copied to a heap
-//! buffer of exactly its size; while it is pending that direction reads
-//! nothing more (this is the backpressure), and the buffer is freed the moment
-//! it drains. Before reading, a direction also waits until the other side is
-//! writable, so a slow peer leaves data in the kernel rather than in our heap.
+//! directions. Nothing in it holds payload, idle or stalled: when a socket
+//! becomes readable and the other side writable, the bytes are peeked into a
+//! scratch buffer owned by the worker thread, written to the other side, and
+//! only what was written is taken from the first socket. A peer that stops
+//! reading therefore leaves the rest in the sender's socket, and TCP flow
+//! control pushes back on the sender (this is the backpressure). On Linux the
+//! bytes move by `splice(2)` through a pipe leased for one transfer; a pipe
+//! whose bytes the peer would not take stays with its direction until it
+//! drains, and past [`MAX_PIPES`] pipes directions copy instead. So the heap
+//! a stalled session costs does not depend on how much it was sent.
 //!
 //! Half-close is honoured: EOF on one side becomes `shutdown(Write)` on the
-//! other, and the opposite direction keeps flowing until it ends too. An error
-//! on either side ends the session and aborts both sockets with a reset, so a
-//! peer that reset its connection is seen as a reset on the other side too.
+//! other, and the opposite direction keeps flowing until it ends too. Once
+//! one side has finished, the optional half-close timeout ends a session
+//! whose other direction moves nothing for that long, so a peer that never
+//! finishes cannot hold its slot forever. An error on either side ends the
+//! session and aborts both sockets with a reset, so a peer that reset its
+//! connection is seen as a reset on the other side too.
 //!
 //! Sizes that matter for the idle footprint are asserted in the tests: the
-//! future is a few machine words plus the two sockets, and the optional idle
-//! timer lives behind a box that only exists when a timeout is configured.
+//! future is a few machine words plus the two sockets; the idle timer lives
+//! behind a box that only exists when an idle timeout is configured, the
+//! half-close timer behind one that only exists once a side has finished.
 
 mod half;
 #[cfg(target_os = "linux")]
@@ -39,6 +45,8 @@ use tokio::time::{Instant, Sleep};
 
 use half::Half;
 pub use half::{buffered, Buffered, SCRATCH_SIZE};
+#[cfg(target_os = "linux")]
+pub use splice::MAX_PIPES;
 
 /// Capacity asked for each splice pipe, and so the most a direction holds in
 /// the kernel for a slow peer (the default pipe is 64 KiB). Four times the
@@ -70,6 +78,9 @@ pub fn set_splice(enabled: bool) {
 pub struct RelayOptions {
     /// End the session after this long without a byte in either direction.
     pub idle_timeout: Option<Duration>,
+    /// Once one side has finished sending (its EOF was seen), end the
+    /// session after this long without a byte in either direction.
+    pub half_close_timeout: Option<Duration>,
 }
 
 /// What a finished relay moved and why it ended.
@@ -87,6 +98,8 @@ pub enum RelayEnd {
     Closed,
     /// No byte moved in either direction for the configured idle timeout.
     IdleTimeout,
+    /// One side had finished and nothing moved for the half-close timeout.
+    HalfCloseTimeout,
     /// A socket failed (reset, broken pipe, ...); both sides were aborted.
     Error(io::ErrorKind),
     /// The caller stopped the relay (server shutdown); see
@@ -100,6 +113,7 @@ impl RelayEnd {
         match self {
             RelayEnd::Closed => "closed",
             RelayEnd::IdleTimeout => "idle_timeout",
+            RelayEnd::HalfCloseTimeout => "half_close_timeout",
             RelayEnd::Shutdown => "shutdown",
             RelayEnd::Error(kind) => match kind {
                 io::ErrorKind::ConnectionReset => "reset",
@@ -114,8 +128,8 @@ impl RelayEnd {
 }
 
 /// Relays between `client` and `upstream` until both directions have ended,
-/// one of them fails, or the idle timeout passes. Dropping the returned future
-/// closes both sockets.
+/// one of them fails, or the idle or half-close timeout passes. Dropping the
+/// returned future closes both sockets.
 pub fn relay(client: TcpStream, upstream: TcpStream, options: &RelayOptions) -> Relay {
     relay_with(client, upstream, options, splice_default())
 }
@@ -126,13 +140,24 @@ fn relay_with(
     options: &RelayOptions,
     splice: bool,
 ) -> Relay {
+    let half_close_ms = options.half_close_timeout.map_or(0, millis);
     Relay {
         client,
         upstream,
-        up: Half::new(splice),
-        down: Half::new(splice),
+        up: Half::new(splice, half_close_ms),
+        down: Half::new(splice, half_close_ms),
         idle: options.idle_timeout.map(IdleTimer::new),
+        half_closed: None,
     }
+}
+
+/// A timeout in whole milliseconds, at least 1 (0 means none), saturating:
+/// four bytes that fit in a [`Half`]'s padding, instead of a sixteen-byte
+/// `Option<Duration>` in the relay.
+fn millis(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 #[cfg(target_os = "linux")]
@@ -157,6 +182,8 @@ pub struct Relay {
     down: Half,
     /// Only allocated when an idle timeout is configured.
     idle: Option<Box<IdleTimer>>,
+    /// Started when the first side finishes, if a half-close timeout is set.
+    half_closed: Option<Box<IdleTimer>>,
 }
 
 impl Relay {
@@ -201,22 +228,54 @@ impl Future for Relay {
         if this.up.is_done() && this.down.is_done() {
             return Poll::Ready(this.outcome(RelayEnd::Closed));
         }
-        if let Some(idle) = &mut this.idle {
-            // Both calls run: each clears its own flag.
-            if this.up.take_activity() | this.down.take_activity() {
-                idle.touch();
+        if this.half_closed.is_none() {
+            if let Some(timeout) = this
+                .up
+                .half_close_timeout()
+                .or(this.down.half_close_timeout())
+            {
+                this.half_closed = Some(IdleTimer::new(timeout));
             }
-            if idle.poll_expired(cx).is_ready() {
+        }
+        if this.idle.is_some() || this.half_closed.is_some() {
+            // Both calls run: each clears its own flag.
+            let active = this.up.take_activity() | this.down.take_activity();
+            if let Some(end) = this.timed_out(cx, active) {
                 this.up.discard();
                 this.down.discard();
-                return Poll::Ready(this.outcome(RelayEnd::IdleTimeout));
+                return Poll::Ready(this.outcome(end));
             }
         }
         Poll::Pending
     }
 }
 
-/// The idle deadline. Activity only records the time; the timer is re-armed
+impl Relay {
+    /// Touches the timers after activity and says which one expired, if any.
+    /// Both are polled, so each has its waker registered.
+    fn timed_out(&mut self, cx: &mut Context<'_>, active: bool) -> Option<RelayEnd> {
+        let mut end = None;
+        if let Some(idle) = &mut self.idle {
+            if active {
+                idle.touch();
+            }
+            if idle.poll_expired(cx).is_ready() {
+                end = Some(RelayEnd::IdleTimeout);
+            }
+        }
+        if let Some(half_closed) = &mut self.half_closed {
+            if active {
+                half_closed.touch();
+            }
+            if half_closed.poll_expired(cx).is_ready() {
+                end = end.or(Some(RelayEnd::HalfCloseTimeout));
+            }
+        }
+        end
+    }
+}
+
+/// An inactivity deadline (idle, or after a half-close). Activity only records the time; the timer is re-armed
 /// lazily when it fires early, so a busy session never touches the timer
 /// wheel.
 #[derive(Debug)]

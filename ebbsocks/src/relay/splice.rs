@@ -16,7 +16,7 @@ const POOL_PER_THREAD: usize = 4;
 /// Pipes alive at once in the process (two file descriptors each, so at most
 /// 128 descriptors taken from the connection budget). Past it a direction
 /// copies through the scratch buffer instead.
-pub(super) const MAX_PIPES: usize = 64;
+pub const MAX_PIPES: usize = 64;
 
 /// Bytes moved per `splice` pair.
 pub(super) const CHUNK: usize = super::PIPE_CAPACITY;

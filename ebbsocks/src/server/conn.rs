@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handshake::{self, Negotiated};
 use super::limits;
+use super::session::Session;
 use super::Services;
 use crate::access::{Bound, Subject};
 use crate::error::SessionError;
@@ -83,13 +84,13 @@ pub(super) async fn handle(
     };
     let up = outcome.client_to_upstream + session.early_bytes;
     let down = outcome.upstream_to_client;
-    services.stats.session_finished(up, down);
-    if let Some(log) = session.log {
-        log.write(up, down, outcome.end.label());
-    }
+    session.session.finish(up, down, outcome.end.label());
 }
 
 /// What a granted request goes on with once its setup is freed.
+// Only ever a return value: the relay is moved out into the task at once,
+// so boxing it would add an allocation per session and save nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Granted<'s> {
     Relay(Established),
     /// A UDP association, run to its end (see `udp.rs`), with its share of
@@ -105,8 +106,8 @@ pub(super) struct Established {
     pub(super) _lease: Option<Lease>,
     /// Bytes the client sent with its request, already forwarded.
     pub(super) early_bytes: u64,
-    /// Boxed: only present with the access log on, and rarely read.
-    pub(super) log: Option<Box<SessionLog>>,
+    /// Counted as started; finishes it (counters, access log) exactly once.
+    pub(super) session: Session,
     /// This session's share of the per-client and per-user limits; only
     /// present when a limit is configured.
     pub(super) _slot: Option<Box<limits::SessionSlot>>,
@@ -198,27 +199,39 @@ async fn establish(
             return connect_failed(services, &mut client, negotiated, err, log).await;
         }
     };
-    let early_data = negotiated.grant(&mut client, bound).await.ok()?;
+    // Counted from here: whatever happens next, it finishes with an outcome.
+    let session = Session::start(&services.stats, log);
+    let Ok(early_data) = negotiated.grant(&mut client, bound).await else {
+        session.finish(0, 0, REPLY_FAILED);
+        return None;
+    };
     tracing::debug!(reused, %bound, "connected");
-
-    services.stats.session_started();
     if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
-        services.stats.session_finished(0, 0);
-        if let Some(log) = log {
-            log.write(0, 0, "upstream_write_failed");
-        }
+        session.finish(0, 0, UPSTREAM_WRITE_FAILED);
         return None;
     }
-    let options = RelayOptions {
-        idle_timeout: services.config.server.idle_timeout(),
-    };
     Some(Granted::Relay(Established {
-        relay: relay::relay(client, upstream, &options),
+        relay: relay::relay(client, upstream, &relay_options(services)),
         _lease: Some(lease),
         _slot: slot,
         early_bytes: early_data.len() as u64,
-        log,
+        session,
     }))
+}
+
+/// The outcome of a granted session whose success reply could not be
+/// written (the client went away first).
+pub(super) const REPLY_FAILED: &str = "reply_failed";
+/// The outcome of a granted session whose early data the upstream refused.
+pub(super) const UPSTREAM_WRITE_FAILED: &str = "upstream_write_failed";
+
+/// The relay's timeouts, from the server configuration.
+pub(super) fn relay_options(services: &Services) -> RelayOptions {
+    let server = &services.config.server;
+    RelayOptions {
+        idle_timeout: server.idle_timeout(),
+        half_close_timeout: server.half_close_timeout(),
+    }
 }
 
 pub(super) async fn connect_failed<T>(

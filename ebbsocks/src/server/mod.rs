@@ -9,6 +9,7 @@ pub mod fd_budget;
 mod handshake;
 pub mod limits;
 mod refusal;
+mod session;
 mod udp;
 
 use std::future::Future;

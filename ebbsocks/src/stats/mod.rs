@@ -36,6 +36,9 @@ pub struct Stats {
     access_denied: Mutex<BTreeMap<Arc<str>, u64>>,
     /// Requests refused by `max_sessions_per_client` / `_per_user`.
     session_limit_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Finished sessions by how they ended (the relay's end labels, or why
+    /// a granted session never reached the relay). Static labels: bounded.
+    session_outcomes: Mutex<BTreeMap<&'static str, u64>>,
     /// BIND requests that completed the handshake, granted or not.
     bind_requests: AtomicU64,
     /// Inbound connections a BIND listener closed because they were not the
@@ -59,6 +62,8 @@ pub struct StatsSnapshot {
     pub connect_failures: BTreeMap<&'static str, u64>,
     pub access_denied: BTreeMap<Arc<str>, u64>,
     pub session_limit_refusals: BTreeMap<&'static str, u64>,
+    /// Sums to `sessions_total - sessions_active`.
+    pub session_outcomes: BTreeMap<&'static str, u64>,
     pub bind_requests: u64,
     pub bind_peers_rejected: u64,
     pub udp: UdpSnapshot,
@@ -123,13 +128,22 @@ impl Stats {
         self.bind_peers_rejected.fetch_add(1, Relaxed);
     }
 
-    /// A request was granted and relaying starts.
+    /// A request was granted: its upstream is connected and the success
+    /// reply is about to be sent. Every start is matched by exactly one
+    /// [`Stats::session_finished`] (the server holds a guard that sees to it).
     pub fn session_started(&self) {
         self.sessions_total.fetch_add(1, Relaxed);
         self.sessions_active.fetch_add(1, Relaxed);
     }
 
-    pub fn session_finished(&self, client_to_upstream: u64, upstream_to_client: u64) {
+    /// A started session ended, for the reason `outcome` (a static label).
+    pub fn session_finished(
+        &self,
+        client_to_upstream: u64,
+        upstream_to_client: u64,
+        outcome: &'static str,
+    ) {
+        bump(&self.session_outcomes, outcome);
         self.sessions_active.fetch_sub(1, Relaxed);
         self.bytes_client_to_upstream
             .fetch_add(client_to_upstream, Relaxed);
@@ -150,6 +164,7 @@ impl Stats {
             connect_failures: lock(&self.connect_failures).clone(),
             access_denied: lock(&self.access_denied).clone(),
             session_limit_refusals: lock(&self.session_limit_refusals).clone(),
+            session_outcomes: lock(&self.session_outcomes).clone(),
             bind_requests: self.bind_requests.load(Relaxed),
             bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
             udp: self.udp.snapshot(),
@@ -179,7 +194,7 @@ mod tests {
         assert_eq!(stats.connection_opened(), 1);
         assert_eq!(stats.connection_opened(), 2);
         stats.session_started();
-        stats.session_finished(10, 20);
+        stats.session_finished(10, 20, "closed");
         assert_eq!(stats.connection_closed(), 1);
         let snap = stats.snapshot();
         assert_eq!(snap.connections_accepted, 2);
@@ -188,6 +203,7 @@ mod tests {
         assert_eq!(snap.sessions_active, 0);
         assert_eq!(snap.bytes_client_to_upstream, 10);
         assert_eq!(snap.bytes_upstream_to_client, 20);
+        assert_eq!(snap.session_outcomes.get("closed"), Some(&1));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod limits;
 mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
+mod session_ends;
 mod session_limits;
 mod slowloris;
 mod socks4;

@@ -20,13 +20,16 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use super::conn::{connect_failed, Established, SessionLog};
+use super::conn::{
+    connect_failed, relay_options, Established, SessionLog, REPLY_FAILED, UPSTREAM_WRITE_FAILED,
+};
 use super::handshake::{success_reply, Negotiated};
+use super::session::Session;
 use super::Services;
 use crate::access::{Bound, Subject};
 use crate::error::SessionError;
 use crate::proto::{Command, TargetAddr, Version};
-use crate::relay::{self, RelayOptions};
+use crate::relay;
 use crate::upstream::connect::{allowed_addresses, Gate};
 use crate::upstream::resolve::Resolver;
 use peer::{canonical_ip, for_reply, route_source, ExpectedPeer};
@@ -123,30 +126,26 @@ pub(in crate::server) async fn serve(
         Ok(accepted) => accepted,
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
-    let early_data = negotiated
+    // From here on, exactly as a granted CONNECT (conn.rs `establish`).
+    let session = Session::start(&services.stats, log);
+    let Ok(early_data) = negotiated
         .grant(&mut client, for_reply(version, from))
         .await
-        .ok()?;
+    else {
+        session.finish(0, 0, REPLY_FAILED);
+        return None;
+    };
     tracing::debug!(%from, "BIND peer accepted");
-
-    // From here on, exactly as a granted CONNECT (conn.rs `establish`).
     let _ = inbound.set_nodelay(true);
-    services.stats.session_started();
     if !early_data.is_empty() && inbound.write_all(&early_data).await.is_err() {
-        services.stats.session_finished(0, 0);
-        if let Some(log) = log {
-            log.write(0, 0, "upstream_write_failed");
-        }
+        session.finish(0, 0, UPSTREAM_WRITE_FAILED);
         return None;
     }
-    let options = RelayOptions {
-        idle_timeout: services.config.server.idle_timeout(),
-    };
     Some(Established {
-        relay: relay::relay(client, inbound, &options),
+        relay: relay::relay(client, inbound, &relay_options(services)),
         _lease: None,
         early_bytes: early_data.len() as u64,
-        log,
+        session,
         // conn.rs puts the session-limit slot in.
         _slot: None,
     })

@@ -225,58 +225,11 @@ async fn a_reset_client_resets_the_upstream(splice: bool) {
 }
 }
 
-in_both_modes! {
-#[tokio::test(start_paused = true)]
-async fn an_idle_session_times_out(splice: bool) {
-    let started = tokio::time::Instant::now();
-    let options = RelayOptions {
-        idle_timeout: Some(Duration::from_secs(30)),
-    };
-    let (mut client, mut upstream, task) = start(options, splice).await;
-    let outcome = task.await.unwrap();
-    assert_eq!(outcome.end, RelayEnd::IdleTimeout);
-    assert_eq!(started.elapsed().as_secs(), 30);
-    // Both apps see a clean close.
-    let mut buf = [0; 4];
-    assert_eq!(client.read(&mut buf).await.unwrap(), 0);
-    assert_eq!(upstream.read(&mut buf).await.unwrap(), 0);
-}
-}
-
-in_both_modes! {
-#[tokio::test(start_paused = true)]
-async fn traffic_in_either_direction_keeps_a_session_alive(splice: bool) {
-    let started = tokio::time::Instant::now();
-    let options = RelayOptions {
-        idle_timeout: Some(Duration::from_secs(30)),
-    };
-    let (mut client, mut upstream, mut task) = start(options, splice).await;
-    let mut byte = [0; 1];
-    for round in 0..4 {
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        if round % 2 == 0 {
-            client.write_all(b"x").await.unwrap();
-            upstream.read_exact(&mut byte).await.unwrap();
-        } else {
-            upstream.write_all(b"y").await.unwrap();
-            client.read_exact(&mut byte).await.unwrap();
-        }
-        assert!(!task.is_finished(), "timed out in round {round}");
-    }
-    let outcome = (&mut task).await.unwrap();
-    assert_eq!(outcome.end, RelayEnd::IdleTimeout);
-    assert_eq!(started.elapsed().as_secs(), 80 + 30);
-    assert_eq!(
-        (outcome.client_to_upstream, outcome.upstream_to_client),
-        (2, 2)
-    );
-}
-}
-
 #[test]
 fn labels_are_short_and_stable() {
     assert_eq!(RelayEnd::Closed.label(), "closed");
     assert_eq!(RelayEnd::IdleTimeout.label(), "idle_timeout");
+    assert_eq!(RelayEnd::HalfCloseTimeout.label(), "half_close_timeout");
     assert_eq!(RelayEnd::Shutdown.label(), "shutdown");
     assert_eq!(
         RelayEnd::Error(io::ErrorKind::BrokenPipe).label(),
@@ -284,3 +237,6 @@ fn labels_are_short_and_stable() {
     );
     assert_eq!(RelayEnd::Error(io::ErrorKind::Other).label(), "io_error");
 }
+
+// After the macro, which it uses.
+mod timeouts;
