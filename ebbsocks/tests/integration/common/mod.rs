@@ -194,15 +194,31 @@ pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-/// True when the peer closed the connection (EOF or reset) within `STEP`.
+/// True when the peer closed the connection (end of stream, or a reset)
+/// within `STEP`, skipping any bytes before the close; false when it is
+/// still open after `STEP`. Any other read error fails the test: a check
+/// for "closed" must not pass on a connection that merely went quiet.
 pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let deadline = tokio::time::Instant::now() + STEP;
     let mut buf = [0u8; 64];
     loop {
-        match within(stream.read(&mut buf)).await {
-            Ok(0) | Err(_) => return true,
-            Ok(_) => continue,
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_elapsed) => {
+                eprintln!("closed_by_peer: still open after {STEP:?}");
+                return false;
+            }
+            Ok(Ok(0)) => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) if is_reset(&e) => return true,
+            Ok(Err(e)) => panic!("reading until the peer closes failed: {e}"),
         }
     }
+}
+
+/// The errors a read gets when the peer closed with a reset.
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted)
 }
 
 /// Polls `check` (a condition on server state) until it holds or `STEP` passes.
