@@ -5,6 +5,7 @@
 //! Time jumps use tokio's paused clock only while no socket I/O is in
 //! flight, so an auto-advanced clock can never fire a connect timeout early.
 
+mod bookkeeping;
 mod checkout;
 mod lifecycle;
 mod limits;
