@@ -123,12 +123,13 @@ pub fn rss_bytes() -> Option<u64> {
     status_kib(&status, "VmRSS:").map(|kib| kib * 1024)
 }
 
-/// The value of a `Key:   123 kB` line of `/proc/<pid>/status`.
+/// The value of a `Key:   123 kB` line of `/proc/<pid>/status`. A line
+/// without the `kB` unit is a count (`Threads:  3`), not a size: `None`.
 fn status_kib(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(key))?;
     line[key.len()..]
         .trim()
-        .trim_end_matches("kB")
+        .strip_suffix("kB")?
         .trim()
         .parse()
         .ok()

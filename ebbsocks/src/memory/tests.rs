@@ -56,10 +56,12 @@ fn a_reading_has_rss_and_allocator_figures() {
 
 #[test]
 fn status_lines_parse_in_kib() {
-    let status = "Name:\tx\nVmRSS:\t   12345 kB\nRssAnon:\t  678 kB\n";
+    let status = "Name:\tx\nVmRSS:\t   12345 kB\nRssAnon:\t  678 kB\nThreads:\t3\n";
     assert_eq!(status_kib(status, "VmRSS:"), Some(12345));
     assert_eq!(status_kib(status, "RssAnon:"), Some(678));
     assert_eq!(status_kib(status, "RssFile:"), None);
+    // A count, not a size: without the unit it is no reading in KiB.
+    assert_eq!(status_kib(status, "Threads:"), None);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use ebbsocks::upstream::pool::{Pool, PoolStats, MAX_PENDING_CONNECTS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// An upstream that reads each connection to its end, counting what it saw.
 #[derive(Default)]
@@ -41,14 +42,47 @@ async fn upstream(seen: Arc<Seen>) -> SocketAddr {
     addr
 }
 
-async fn wait_for(mut cond: impl FnMut() -> bool) {
-    while !cond() {
-        // Polling a condition, bounded by the test's overall timeout.
+/// Polls `cond` until it holds; fails the test with `what` and the last
+/// value seen (from `state`) once `deadline` passes.
+async fn wait_for<T: std::fmt::Debug>(
+    what: &str,
+    deadline: Instant,
+    mut state: impl FnMut() -> T,
+    mut cond: impl FnMut(&T) -> bool,
+) {
+    loop {
+        let now = state();
+        if cond(&now) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
-async fn concurrent_checkouts(config: PoolConfig, destinations: usize) -> PoolStats {
+/// The whole of one scenario, sessions and waits included.
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs a scenario under [`SCENARIO_DEADLINE`]. The waits inside have the
+/// same deadline and say what they waited for; this timeout, a little later
+/// so that theirs fire first, catches the rest (a session task that never
+/// finishes).
+async fn within_deadline(config: PoolConfig, destinations: usize) -> PoolStats {
+    let deadline = Instant::now() + SCENARIO_DEADLINE;
+    let run = concurrent_checkouts(config, destinations, deadline);
+    tokio::time::timeout_at(deadline + Duration::from_secs(1), run)
+        .await
+        .unwrap_or_else(|_| panic!("scenario did not finish within {SCENARIO_DEADLINE:?}"))
+}
+
+async fn concurrent_checkouts(
+    config: PoolConfig,
+    destinations: usize,
+    deadline: Instant,
+) -> PoolStats {
     const TASKS: usize = 50;
     const PER_TASK: usize = 8;
     const SESSIONS: usize = TASKS * PER_TASK;
@@ -82,14 +116,32 @@ async fn concurrent_checkouts(config: PoolConfig, destinations: usize) -> PoolSt
     while let Some(done) = tasks.join_next().await {
         done.expect("session task");
     }
-    wait_for(|| pool.stats().pending_creates == 0).await;
+    wait_for(
+        "pre-connects to land",
+        deadline,
+        || pool.stats().pending_creates,
+        |&n| n == 0,
+    )
+    .await;
     let stats = pool.stats();
     let created = stats.total_created as usize;
     let discarded = stats.expired + stats.stale + stats.evicted;
     // Sessions and discarded idle connections are closed; idle ones stay.
     let closes = SESSIONS + discarded as usize;
-    wait_for(|| seen.accepted.load(SeqCst) == created).await;
-    wait_for(|| seen.closed.load(SeqCst) == closes).await;
+    wait_for(
+        &format!("the upstreams to accept {created} connections"),
+        deadline,
+        || seen.accepted.load(SeqCst),
+        |&n| n == created,
+    )
+    .await;
+    wait_for(
+        &format!("the upstreams to see {closes} closes"),
+        deadline,
+        || seen.closed.load(SeqCst),
+        |&n| n == closes,
+    )
+    .await;
 
     assert!(max_pending.load(SeqCst) <= MAX_PENDING_CONNECTS);
     assert_eq!(stats.pool_hits + stats.pool_misses, SESSIONS as u64);
@@ -134,20 +186,14 @@ fn config(max_idle_per_dest: usize, max_total_idle: usize) -> PoolConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hundred_concurrent_checkouts_balance() {
-    let run = concurrent_checkouts(config(4, 100), 4);
-    let stats = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("finished in time");
+    let stats = within_deadline(config(4, 100), 4).await;
     assert!(stats.pool_hits > 0, "{stats:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_checkouts_balance_with_a_small_global_limit() {
     // Eight destinations want up to 32 idle connections; only 6 fit.
-    let run = concurrent_checkouts(config(4, 6), 8);
-    let stats = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("finished in time");
+    let stats = within_deadline(config(4, 6), 8).await;
     assert!(stats.total_idle <= 6);
     assert!(stats.evicted > 0, "{stats:#?}");
 }
@@ -156,9 +202,6 @@ async fn concurrent_checkouts_balance_with_a_small_global_limit() {
 async fn disabled_pool_under_concurrency_counts_and_keeps_nothing() {
     let mut cfg = config(4, 100);
     cfg.enabled = false;
-    let run = concurrent_checkouts(cfg, 2);
-    let stats = tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("finished in time");
+    let stats = within_deadline(cfg, 2).await;
     assert_eq!((stats.pool_hits, stats.total_idle), (0, 0));
 }

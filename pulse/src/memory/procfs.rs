@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 
 use super::Reading;
 
-/// The value of a `Name:   1234 kB` line, in bytes.
+/// The value of a `Name:   1234 kB` line, in bytes. A line without the
+/// `kB` unit is a count, not a size (`Threads:  3`), and gives `None`.
 pub fn parse_kib_field(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let rest = line.strip_prefix(name)?.strip_prefix(':')?;
         let mut parts = rest.split_whitespace();
         let value: u64 = parts.next()?.parse().ok()?;
-        match parts.next() {
-            Some("kB") | None => Some(value * 1024),
-            Some(_) => None,
+        match (parts.next(), parts.next()) {
+            (Some("kB"), None) => value.checked_mul(1024),
+            _ => None,
         }
     })
 }
@@ -70,7 +71,8 @@ Anonymous:          5124 kB\nLazyFree:              0 kB\nAnonHugePages:        
     fn parses_fields_in_kib() {
         assert_eq!(parse_kib_field(STATUS, "VmRSS"), Some(8192 * 1024));
         assert_eq!(parse_kib_field(STATUS, "RssAnon"), Some(5120 * 1024));
-        assert_eq!(parse_kib_field(STATUS, "Threads"), Some(3 * 1024));
+        // A count, not a size: no unit, so no reading.
+        assert_eq!(parse_kib_field(STATUS, "Threads"), None);
         assert_eq!(parse_kib_field(STATUS, "VmSwap"), None);
         // "Rss" must not match "RssAnon" or "Pss_Anon" lines.
         assert_eq!(parse_kib_field(SMAPS, "Rss"), Some(8200 * 1024));

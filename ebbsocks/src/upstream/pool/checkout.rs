@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::events::Kind;
 use super::node::{probe, DestNode, IdleConn, Probe};
 use super::warm::Room;
-use super::{millis, read, write, Outcome, Pool, MAX_TRACKED_DESTINATIONS};
+use super::{millis, read, write, Outcome, Pool};
 
 impl Pool {
     /// Takes the newest usable idle connection for `dest`, discarding
@@ -108,7 +108,9 @@ impl Pool {
             .entry(dest)
             .or_insert_with(|| Arc::new(DestNode::new(Instant::now())))
             .clone();
-        if map.len() > MAX_TRACKED_DESTINATIONS {
+        // Amortised: see `cleanup.rs` for why this is not every time the
+        // map is over the cap.
+        if self.trigger.wants_pass(map.len()) {
             self.cleanup_wake.notify_one();
         }
         node

@@ -1,9 +1,25 @@
 //! The background cleanup task: closes expired idle connections and drops
 //! the bookkeeping of destinations nobody has used for a while, so that
 //! memory follows current traffic, not every destination ever seen.
+//!
+//! A pass visits every destination, so what it costs per new destination
+//! depends on how often a flood of new ones triggers it early. A checkout
+//! that adds a destination wakes the task only when the map has grown past
+//! [`early_pass_above`]: the cap, or, when the last pass was over the cap
+//! and could not prune down to three quarters of it, twice what that pass
+//! kept (those destinations were busy: connecting, in use or holding idle
+//! connections). So between two early passes either a quarter of the cap
+//! is added, or the map doubles: a pass over n destinations is paid for by
+//! at least n/4 new ones, amortised O(1) per destination however many stay
+//! busy. Before, every new destination past the cap woke a pass over all of
+//! them, and a flood of one-off destinations that never finish connecting
+//! made each one cost O(n). The map may then hold up to twice the busy
+//! destinations of the last pass before an early pass; the periodic pass
+//! still runs every tick.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +55,56 @@ pub(super) fn spawn(pool: &Arc<Pool>) -> JoinHandle<()> {
             pool.cleanup(Instant::now());
         }
     })
+}
+
+/// The map size past which a checkout that adds a destination wakes the
+/// cleanup task, after a pass that found `tracked` destinations and kept
+/// `kept` of them.
+pub(super) fn early_pass_above(tracked: usize, kept: usize) -> usize {
+    if tracked > MAX_TRACKED_DESTINATIONS && kept > PRUNE_TO {
+        // Over the cap and could not prune to the target: what is left is
+        // busy, and a pass any sooner would mostly find it busy again.
+        kept.saturating_mul(2)
+    } else {
+        MAX_TRACKED_DESTINATIONS
+    }
+}
+
+/// What an early pass prunes down to, when enough destinations are unused.
+const PRUNE_TO: usize = MAX_TRACKED_DESTINATIONS * 3 / 4;
+
+/// When the cleanup task runs early, and what it has done (for tests and
+/// the bookkeeping benchmark's claims).
+#[derive(Debug)]
+pub(super) struct Trigger {
+    /// See [`early_pass_above`].
+    pub(super) above: AtomicUsize,
+    /// Passes run, early or periodic.
+    pub(super) passes: AtomicU64,
+    /// Destinations visited by all passes together.
+    pub(super) visited: AtomicU64,
+}
+
+impl Trigger {
+    pub(super) fn new() -> Self {
+        Self {
+            above: AtomicUsize::new(MAX_TRACKED_DESTINATIONS),
+            passes: AtomicU64::new(0),
+            visited: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a map that a checkout has just grown to `len` needs a pass
+    /// now rather than at the next tick.
+    pub(super) fn wants_pass(&self, len: usize) -> bool {
+        len > self.above.load(Relaxed)
+    }
+
+    fn pass_done(&self, tracked: usize, kept: usize) {
+        self.above.store(early_pass_above(tracked, kept), Relaxed);
+        self.passes.fetch_add(1, Relaxed);
+        self.visited.fetch_add(tracked as u64, Relaxed);
+    }
 }
 
 /// A destination with nothing idle, reserved, connecting or in use.
@@ -87,13 +153,16 @@ impl Pool {
         }
 
         // Inactive for the idle timeout: nothing more to remember. Over the
-        // cap: the least recently active unused ones go too.
+        // cap: the least recently active unused ones go too. Only those
+        // `excess` need ordering, so a selection (linear) replaces a sort.
         let excess = if tracked > MAX_TRACKED_DESTINATIONS {
-            tracked - MAX_TRACKED_DESTINATIONS * 3 / 4
+            tracked - PRUNE_TO
         } else {
             0
         };
-        unused.sort_by_key(|u| u.last_activity);
+        if excess > 0 && excess < unused.len() {
+            unused.select_nth_unstable_by_key(excess - 1, |u| u.last_activity);
+        }
         let prune: Vec<Unused> = unused
             .into_iter()
             .enumerate()
@@ -102,7 +171,9 @@ impl Pool {
             })
             .map(|(_, u)| u)
             .collect();
-        if !prune.is_empty() {
+        let kept = if prune.is_empty() {
+            tracked
+        } else {
             let mut map = write(&self.dests);
             for u in prune {
                 let mut state = u.node.lock();
@@ -116,7 +187,9 @@ impl Pool {
             if map.capacity() > 4 * map.len() + 64 {
                 map.shrink_to_fit();
             }
-        }
+            map.len()
+        };
+        self.trigger.pass_done(tracked, kept);
         self.evictions.compact();
     }
 }

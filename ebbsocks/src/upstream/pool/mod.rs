@@ -43,8 +43,11 @@
 //! **Cleanup.** A background task closes expired idle connections and drops
 //! the bookkeeping (counters, demand) of destinations unused for
 //! `idle_timeout_secs`; if more than [`MAX_TRACKED_DESTINATIONS`] are
-//! tracked it also drops the least recently active unused ones at once. It
-//! holds only a `Weak` to the pool and ends when the pool is dropped.
+//! tracked it runs at once and also drops the least recently active unused
+//! ones. When what is left is busy, the next early run waits until the map
+//! has doubled, so a flood of new destinations costs amortised O(1) each
+//! (see `cleanup.rs`). It holds only a `Weak` to the pool and ends when the
+//! pool is dropped.
 //!
 //! **Concurrency.** Destinations live in a read-mostly map: its write lock is
 //! taken only to add or remove a destination. Each destination has its own
@@ -99,7 +102,9 @@ use stats::Counters;
 pub const MAX_PENDING_CONNECTS: usize = 8;
 
 /// Above this many tracked destinations the cleanup task runs at once and
-/// drops the least recently active unused ones down to three quarters of it.
+/// drops the least recently active unused ones down to three quarters of
+/// it. If it cannot (they are busy), it next runs early when the map has
+/// doubled from what it kept.
 pub const MAX_TRACKED_DESTINATIONS: usize = 4096;
 
 /// The pool; shared as `Arc<Pool>` by every connection task. Always in
@@ -117,6 +122,7 @@ pub struct Pool {
     evictions: EvictionQueue,
     events: Events,
     cleanup_wake: Arc<Notify>,
+    trigger: cleanup::Trigger,
 }
 
 /// What a checkout found.
@@ -161,6 +167,7 @@ impl Pool {
             next_id: AtomicU64::new(0),
             events: Events::new(),
             cleanup_wake: Arc::new(Notify::new()),
+            trigger: cleanup::Trigger::new(),
         })
     }
 

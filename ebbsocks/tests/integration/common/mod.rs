@@ -199,15 +199,36 @@ pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-/// True when the peer closed the connection (EOF or reset) within `STEP`.
+/// True when the peer closed the connection (end of stream, or a reset)
+/// within `STEP`, skipping any bytes before the close; false when it is
+/// still open after `STEP`. Any other read error fails the test: a check
+/// for "closed" must not pass on a connection that merely went quiet.
 pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    closed_within(stream, STEP).await
+}
+
+/// [`closed_by_peer`] with a limit of `limit`.
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
     let mut buf = [0u8; 64];
     loop {
-        match within(stream.read(&mut buf)).await {
-            Ok(0) | Err(_) => return true,
-            Ok(_) => continue,
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_elapsed) => {
+                eprintln!("closed_by_peer: still open after {limit:?}");
+                return false;
+            }
+            Ok(Ok(0)) => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) if is_reset(&e) => return true,
+            Ok(Err(e)) => panic!("reading until the peer closes failed: {e}"),
         }
     }
+}
+
+/// The errors a read gets when the peer closed with a reset.
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted)
 }
 
 /// Polls `check` (a condition on server state) until it holds or `STEP` passes.
@@ -218,4 +239,44 @@ pub async fn eventually(mut check: impl FnMut() -> bool) {
         }
     })
     .await;
+}
+
+// In tests a panic is the failure report.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        (near.unwrap(), far.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_connection_left_open_is_not_closed() {
+        let (mut near, _far) = pair().await;
+        assert!(!closed_within(&mut near, Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_after_data_is_closed() {
+        let (mut near, mut far) = pair().await;
+        far.write_all(b"last words").await.unwrap();
+        drop(far);
+        assert!(closed_by_peer(&mut near).await);
+    }
+
+    #[tokio::test]
+    async fn a_reset_is_closed() {
+        let (mut near, far) = pair().await;
+        // Linger 0: close sends RST instead of FIN.
+        socket2::SockRef::from(&far)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(far);
+        assert!(closed_by_peer(&mut near).await);
+    }
 }

@@ -121,35 +121,43 @@ async fn a_spike_to_one_destination_opens_no_replacement_storm() {
 #[tokio::test]
 async fn preconnects_in_flight_never_exceed_the_cap() {
     let server = Server::start(Mode::Drain).await;
-    let (pool, _) = pool_with(
-        config(4, 1000),
-        Slow(server.addr, Duration::from_millis(20)),
-    );
-    let max_pending = Arc::new(AtomicUsize::new(0));
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let connector = Gated {
+        target: server.addr,
+        open,
+        calls: calls.clone(),
+    };
+    let (pool, _) = pool_with(config(4, 1000), connector);
+    // 300 checkouts over 100 destinations, every connect held at the gate:
+    // each checkout asks for a warm-up, and while nothing lands the cap is
+    // the only thing that says no. Counted at a point where nothing moves,
+    // so the figures are exact, not samples.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..300 {
-        let (task_pool, task_max) = (pool.clone(), max_pending.clone());
-        tasks.spawn(async move {
-            let upstream = task_pool.get(dest(i % 100)).await.unwrap();
-            let pending = task_pool.stats().pending_creates as usize;
-            task_max.fetch_max(pending, SeqCst);
-            drop(upstream);
-        });
-        max_pending.fetch_max(pool.counters.pending.load(SeqCst), SeqCst);
+        let pool = pool.clone();
+        tasks.spawn(async move { drop(pool.get(dest(i % 100)).await.unwrap()) });
     }
+    until("every checkout to start connecting", || {
+        pool.counters.misses.load(SeqCst) == 300
+    })
+    .await;
+    assert_eq!(pool.counters.pending.load(SeqCst), MAX_PENDING_CONNECTS);
+    until("every connect to reach the gate", || {
+        calls.load(SeqCst) == 300 + MAX_PENDING_CONNECTS
+    })
+    .await;
+
+    gate.send(true).unwrap();
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
-        max_pending.fetch_max(pool.counters.pending.load(SeqCst), SeqCst);
     }
     settled(&pool).await;
-    assert_eq!(max_pending.load(SeqCst), MAX_PENDING_CONNECTS);
+    // Nothing else was opened: no warm-up ran past the cap, later or not.
+    assert_eq!(calls.load(SeqCst), 300 + MAX_PENDING_CONNECTS);
     let stats = pool.stats();
-    // 300 checkouts wanted 300 warm-ups across 100 destinations; only the
-    // cap's worth ran.
-    assert!(
-        stats.total_created <= 300 + MAX_PENDING_CONNECTS as u64,
-        "{stats:?}"
-    );
+    assert_eq!(stats.total_created, 300 + MAX_PENDING_CONNECTS as u64);
+    assert_eq!(stats.total_idle, MAX_PENDING_CONNECTS, "{stats:?}");
 }
 
 #[tokio::test]

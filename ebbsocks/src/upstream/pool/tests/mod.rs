@@ -5,6 +5,7 @@
 //! Time jumps use tokio's paused clock only while no socket I/O is in
 //! flight, so an auto-advanced clock can never fire a connect timeout early.
 
+mod bookkeeping;
 mod checkout;
 mod lifecycle;
 mod limits;
@@ -134,6 +135,31 @@ impl Connector for Slow {
         Box::pin(async move {
             tokio::time::sleep(self.1).await;
             TcpStream::connect(self.0).await
+        })
+    }
+}
+
+/// Like [`Redirect`], but every connect waits until the gate opens, and
+/// connects are counted: a test can stop the world with checkouts and
+/// pre-connects in flight and look at it.
+pub(super) struct Gated {
+    pub(super) target: SocketAddr,
+    pub(super) open: tokio::sync::watch::Receiver<bool>,
+    pub(super) calls: Arc<AtomicUsize>,
+}
+
+impl Connector for Gated {
+    fn connect(
+        &self,
+        _addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + '_>> {
+        self.calls.fetch_add(1, SeqCst);
+        let mut open = self.open.clone();
+        Box::pin(async move {
+            if open.wait_for(|open| *open).await.is_err() {
+                return Err(io::ErrorKind::ConnectionAborted.into());
+            }
+            TcpStream::connect(self.target).await
         })
     }
 }
