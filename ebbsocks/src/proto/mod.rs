@@ -19,12 +19,14 @@
 //! maximum never waits forever.
 //!
 //! Files: `addr.rs` (the target address and its SOCKS5 form), `socks5.rs`
-//! (RFC 1928), `userpass.rs` (RFC 1929), `socks4.rs` (SOCKS4 and 4a),
+//! (RFC 1928), `udp.rs` (the RFC 1928 UDP request header), `userpass.rs`
+//! (RFC 1929), `socks4.rs` (SOCKS4 and 4a),
 //! `tests/` (byte-exact unit tests and robustness tests).
 
 mod addr;
 mod socks4;
 mod socks5;
+mod udp;
 mod userpass;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ pub use socks5::{
     encode_method_selection, method, parse_method_selection, Greeting, Reply, ReplyCode, Request,
     MAX_GREETING, MAX_SOCKS5_REPLY, MAX_SOCKS5_REQUEST,
 };
+pub use udp::{UdpHeader, UdpReplyHeader, MAX_UDP_HEADER, MAX_UDP_IP_HEADER};
 pub use userpass::{encode_userpass_status, parse_userpass_status, UserPass, MAX_USERPASS};
 
 /// Result of trying to parse a message from the front of a buffer.
@@ -161,6 +164,10 @@ pub enum ProtoError {
     /// A reply or status code this protocol does not define (client side).
     #[error("unknown reply code {0:#04x}")]
     UnknownReplyCode(u8),
+    /// A whole datagram that ends inside its UDP request header (a stream
+    /// message would wait for more bytes instead).
+    #[error("datagram ends inside its header")]
+    Truncated,
 }
 
 impl ProtoError {
@@ -181,6 +188,7 @@ impl ProtoError {
             ProtoError::InvalidUserId => "invalid_user_id",
             ProtoError::VersionMismatch => "version_mismatch",
             ProtoError::UnknownReplyCode(_) => "unknown_reply_code",
+            ProtoError::Truncated => "truncated",
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Unit tests for the wire format, through the public API only.
 //!
 //! `socks5`, `userpass`, `socks4`: byte-exact messages with the bytes
-//! commented. `robustness`: every prefix, pseudo-random byte soup, size caps.
+//! commented. `udp`: the UDP request header, with its own byte soup.
+//! `robustness`: every prefix, pseudo-random byte soup, size caps.
 
 mod robustness;
 mod socks4;
 mod socks5;
+mod udp;
 mod userpass;
 
 use std::collections::HashSet;
@@ -126,6 +128,7 @@ fn every_error_has_a_distinct_snake_case_reason() {
         ProtoError::InvalidUserId,
         ProtoError::VersionMismatch,
         ProtoError::UnknownReplyCode(0x09),
+        ProtoError::Truncated,
     ];
     let mut seen = HashSet::new();
     for error in &errors {
