@@ -7,8 +7,9 @@
 //!
 //! Contract on arbitrary bytes, for every parser (see `check_contract`): no
 //! panic, never more consumed than given, a definite answer at the `MAX_*`
-//! cap, answers that never change as bytes arrive, and a parsed message
-//! that encodes back to the bytes it was read from.
+//! cap (also for the input extended to the cap), answers that never change
+//! as bytes arrive, and a parsed message that encodes back to the bytes it
+//! was read from.
 //!
 //! The case counts keep the whole file to a few seconds in a debug build;
 //! `PROPTEST_CASES=10000 cargo test -p ebbsocks --lib properties` runs more.
@@ -83,7 +84,7 @@ fn socks4_target() -> impl Strategy<Value = TargetAddr> {
 
 /// Bytes that often hold the values parsers branch on (versions, commands,
 /// ATYPs, lengths, NUL), so arbitrary input reaches past the first checks.
-fn steering_byte() -> impl Strategy<Value = u8> {
+fn steering_byte() -> impl Strategy<Value = u8> + Clone {
     prop_oneof![
         1 => select(vec![0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x5A, 0x5B, 0x7F, 0xC3, 0xFF]),
         1 => any::<u8>(),
@@ -94,9 +95,23 @@ fn steering_byte() -> impl Strategy<Value = u8> {
 /// `max + 16` bytes, some exactly `max` long, mostly behind the right
 /// version byte.
 fn soup(version: u8, max: usize) -> impl Strategy<Value = Vec<u8>> {
+    soup_of(steering_byte(), version, max)
+}
+
+/// Like [`soup`] with no NUL after the version byte: SOCKS4 fields end at a
+/// NUL, and only long runs without one reach their caps.
+fn soup_without_nul(version: u8, max: usize) -> impl Strategy<Value = Vec<u8>> {
+    soup_of(steering_byte().prop_map(|b| b.max(1)), version, max)
+}
+
+fn soup_of(
+    byte: impl Strategy<Value = u8> + Clone,
+    version: u8,
+    max: usize,
+) -> impl Strategy<Value = Vec<u8>> {
     let lengths = prop_oneof![3 => 0..max + 16, 1 => Just(max)];
     (lengths, any::<bool>())
-        .prop_flat_map(|(len, keep_first)| (vec(steering_byte(), len), Just(keep_first)))
+        .prop_flat_map(move |(len, keep_first)| (vec(byte.clone(), len), Just(keep_first)))
         .prop_map(move |(mut buf, keep_first)| {
             if let Some(first) = buf.first_mut().filter(|_| !keep_first) {
                 *first = version;
@@ -193,6 +208,18 @@ fn check_contract<T: Clone + PartialEq + Debug>(
         let early = parse(&buf[..n]);
         if early != Ok(None) {
             prop_assert_eq!(&early, &answer, "answer changed after {} bytes", n);
+        }
+    }
+    // Nor when more arrive: the buffer extended to the cap with its own
+    // bytes (NUL if empty) gets a definite answer, the same if it had one.
+    if buf.len() < max {
+        let fill = if buf.is_empty() { &[0u8][..] } else { buf };
+        let mut longer = buf.to_vec();
+        longer.extend(fill.iter().cycle().take(max - buf.len()));
+        let late = parse(&longer);
+        prop_assert_ne!(&late, &Ok(None), "no answer at the cap for {:02x?}", longer);
+        if answer != Ok(None) {
+            prop_assert_eq!(&late, &answer, "more bytes changed the answer");
         }
     }
     if let Ok(Some((message, used))) = &answer {
@@ -429,6 +456,7 @@ proptest! {
     #[test]
     fn socks4_request_contract(buf in prop_oneof![
         soup(0x04, MAX_SOCKS4_REQUEST),
+        soup_without_nul(0x04, MAX_SOCKS4_REQUEST),
         mutated(socks4_request().prop_filter_map("refused", |r| {
             try_encode(&r, Socks4Request::encode)
         })),
