@@ -44,6 +44,10 @@ pub enum SessionError {
     BindEarlyData(usize),
     #[error("cannot listen for the BIND peer: {0}")]
     BindListen(io::Error),
+    #[error("all {0} UDP associations are in use")]
+    UdpAssociationsFull(usize),
+    #[error("cannot open the UDP relay socket: {0}")]
+    UdpRelaySocket(io::Error),
 }
 
 impl SessionError {
@@ -71,7 +75,9 @@ impl SessionError {
             | Self::NoAcceptableMethod
             | Self::ClientIo(_)
             | Self::BindClientClosed
-            | Self::BindEarlyData(_) => ReplyCode::GeneralFailure,
+            | Self::BindEarlyData(_)
+            | Self::UdpAssociationsFull(_)
+            | Self::UdpRelaySocket(_) => ReplyCode::GeneralFailure,
         }
     }
 
@@ -95,6 +101,8 @@ impl SessionError {
             Self::BindClientClosed => "bind_client_closed",
             Self::BindEarlyData(_) => "bind_early_data_too_large",
             Self::BindListen(_) => "bind_listen_failed",
+            Self::UdpAssociationsFull(_) => "udp_associations_full",
+            Self::UdpRelaySocket(_) => "udp_relay_socket",
         }
     }
 }
@@ -218,5 +226,15 @@ mod tests {
             SessionError::Oversized(600).reply_code(),
             ReplyCode::GeneralFailure
         );
+    }
+
+    #[test]
+    fn udp_refusals_are_general_failures_with_their_own_reasons() {
+        let full = SessionError::UdpAssociationsFull(8);
+        assert_eq!(full.reply_code(), ReplyCode::GeneralFailure);
+        assert_eq!(full.reason(), "udp_associations_full");
+        let socket = SessionError::UdpRelaySocket(io::Error::from(io::ErrorKind::AddrInUse));
+        assert_eq!(socket.reply_code(), ReplyCode::GeneralFailure);
+        assert_eq!(socket.reason(), "udp_relay_socket");
     }
 }

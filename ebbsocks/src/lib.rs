@@ -18,13 +18,16 @@
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer while idle
+//! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
+//!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! api/           HTTP API (axum): thin routes over stats, pool and memory
 //! ```
 //!
 //! Imports run one way: `server` uses `proto`, `auth`, `upstream`, `relay`,
-//! `memory` and `stats`; `api` reads `stats`, the pool and `memory`; `proto`
+//! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
+//! and `stats`); `api` reads `stats`, the pool and `memory`; `proto`
 //! knows nothing of the rest, and nothing below `api` knows HTTP exists.
 
 pub mod access;
@@ -38,4 +41,5 @@ pub mod proto;
 pub mod relay;
 pub mod server;
 pub mod stats;
+pub mod udp;
 pub mod upstream;

@@ -29,6 +29,11 @@ pub enum Command {
     Throughput(ThroughputArgs),
     /// Short connections per second and their latency, proxy and direct.
     Rate(RateArgs),
+    /// UDP datagrams per second and round-trip latency through a SOCKS5
+    /// UDP association, against the same echo server directly.
+    Udp(UdpArgs),
+    /// The server's memory per idle UDP association (reads /proc/PID).
+    UdpIdle(UdpIdleArgs),
     /// Run only the destination sink (accept and hold), e.g. in its own
     /// process when one process would run out of file descriptors.
     Sink(SinkArgs),
@@ -203,6 +208,68 @@ pub struct RateArgs {
     #[arg(long, value_parser = parse_secs, default_value = "5")]
     pub timeout: Duration,
     /// Directory for rate.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UdpArgs {
+    /// The SOCKS5 proxy (HOST:PORT).
+    #[arg(long, value_parser = parse_target)]
+    pub proxy: Target,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Concurrent flows to measure (each its own socket and association).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub concurrency: Vec<usize>,
+    /// Seconds per round and path.
+    #[arg(long, value_parser = parse_secs, default_value = "3")]
+    pub seconds: Duration,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Payload bytes per datagram (at least 8: a sequence number leads).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(8..=65000))]
+    pub size: u64,
+    /// Seconds to wait for an echo before counting the datagram lost.
+    #[arg(long, value_parser = parse_secs, default_value = "1")]
+    pub timeout: Duration,
+    /// Where pulse's UDP echo server binds.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub echo_bind: SocketAddr,
+    /// Directory for udp.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UdpIdleArgs {
+    /// The SOCKS5 proxy (HOST:PORT).
+    #[arg(long, value_parser = parse_target)]
+    pub proxy: Target,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// The proxy's process id, for /proc/PID/status.
+    #[arg(long)]
+    pub pid: u32,
+    /// Associations to open and hold.
+    #[arg(long, default_value_t = 2000)]
+    pub count: usize,
+    /// Send one echo through each association before it idles.
+    #[arg(long)]
+    pub touch: bool,
+    /// Seconds to let memory settle before each reading.
+    #[arg(long, value_parser = parse_secs, default_value = "2")]
+    pub settle: Duration,
+    /// Seconds allowed to open (and touch) one association.
+    #[arg(long, value_parser = parse_secs, default_value = "10")]
+    pub timeout: Duration,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub echo_bind: SocketAddr,
+    /// Directory for udp_idle.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long)]

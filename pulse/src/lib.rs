@@ -9,6 +9,9 @@
 //! - `throughput`: how much bulk transfer does the proxy cost against a direct
 //!   connection to the same destination, measured in the same run?
 //! - `rate`: how many short connections per second, and at what latency?
+//! - `udp`: datagrams per second and round-trip latency through a SOCKS5
+//!   UDP association against the same echo server directly; `udp-idle`:
+//!   the server's memory per idle association.
 //! - `pingpong`: what does one cross-process wake-up cost on this machine,
 //!   the floor under any proxy's per-hop latency?
 //!
@@ -26,6 +29,8 @@
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
+//! udp/            UDP ASSOCIATE flows and echo (flow.rs), rate and latency
+//!                 (mod.rs), memory per idle association (idle.rs)
 //! pingpong.rs     loopback round trip between two processes, sleeping or spinning
 //! test_proxy.rs   (tests only) a minimal SOCKS5 proxy for end-to-end tests
 //! ```
@@ -45,6 +50,7 @@ pub mod socks;
 pub mod spike;
 pub mod stats;
 pub mod throughput;
+pub mod udp;
 
 #[cfg(test)]
 mod test_proxy;

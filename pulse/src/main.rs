@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use pulse::cli::{Cli, Command};
 use pulse::servers::{Server, Service};
-use pulse::{fdlimit, pingpong, rate, spike, throughput};
+use pulse::{fdlimit, pingpong, rate, spike, throughput, udp};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +58,24 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             print!("{}", rate::render_text(&report));
             if let Some(dir) = &a.out {
                 write_json(dir, "rate.json", &report)?;
+            }
+            Ok(verdict(!report.fails.is_empty(), a.allow_errors))
+        }
+        Command::Udp(a) => {
+            fdlimit::raise().context("raising the open-files limit")?;
+            let report = udp::run(&a).await?;
+            print!("{}", udp::render_text(&report));
+            if let Some(dir) = &a.out {
+                write_json(dir, "udp.json", &report)?;
+            }
+            Ok(verdict(!report.fails.is_empty(), a.allow_errors))
+        }
+        Command::UdpIdle(a) => {
+            fdlimit::raise().context("raising the open-files limit")?;
+            let report = udp::run_idle(&a).await?;
+            print!("{}", udp::render_idle(&report));
+            if let Some(dir) = &a.out {
+                write_json(dir, "udp_idle.json", &report)?;
             }
             Ok(verdict(!report.fails.is_empty(), a.allow_errors))
         }

@@ -16,6 +16,7 @@ pub const METHOD_NONE: u8 = 0x00;
 pub const METHOD_USER_PASS: u8 = 0x02;
 pub const METHOD_NO_ACCEPTABLE: u8 = 0xFF;
 const CMD_CONNECT: u8 = 0x01;
+const CMD_UDP_ASSOCIATE: u8 = 0x03;
 const ATYP_V4: u8 = 0x01;
 const ATYP_DOMAIN: u8 = 0x03;
 const ATYP_V6: u8 = 0x04;
@@ -158,7 +159,17 @@ pub fn encode_auth(c: &Credentials) -> Result<Vec<u8>, SocksError> {
 
 /// `VER CMD RSV ATYP DST.ADDR DST.PORT` for CONNECT.
 pub fn encode_connect(target: &Target) -> Result<Vec<u8>, SocksError> {
-    let mut out = vec![VERSION, CMD_CONNECT, 0x00];
+    encode_request(CMD_CONNECT, target)
+}
+
+/// The same request for UDP ASSOCIATE; `declared` is where the client's
+/// datagrams will come from (`0.0.0.0:0` when it does not know).
+pub fn encode_udp_associate(declared: &Target) -> Result<Vec<u8>, SocksError> {
+    encode_request(CMD_UDP_ASSOCIATE, declared)
+}
+
+fn encode_request(command: u8, target: &Target) -> Result<Vec<u8>, SocksError> {
+    let mut out = vec![VERSION, command, 0x00];
     let port = match target {
         Target::Addr(SocketAddr::V4(a)) => {
             out.push(ATYP_V4);
@@ -191,6 +202,31 @@ pub async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    negotiate(stream, credentials).await?;
+    stream.write_all(&encode_connect(target)?).await?;
+    read_reply(stream).await
+}
+
+/// Greeting, optional authentication and UDP ASSOCIATE on the control
+/// connection `stream`. Returns the relay address the server reported.
+pub async fn udp_associate<S>(
+    stream: &mut S,
+    declared: &Target,
+    credentials: Option<&Credentials>,
+) -> Result<Target, SocksError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    negotiate(stream, credentials).await?;
+    stream.write_all(&encode_udp_associate(declared)?).await?;
+    read_reply(stream).await
+}
+
+/// Greeting and, when the server asks for it, RFC 1929 authentication.
+async fn negotiate<S>(stream: &mut S, credentials: Option<&Credentials>) -> Result<(), SocksError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     stream
         .write_all(&encode_greeting(credentials.is_some()))
         .await?;
@@ -215,8 +251,7 @@ where
         }
         (other, _) => return Err(SocksError::UnexpectedMethod(other)),
     }
-    stream.write_all(&encode_connect(target)?).await?;
-    read_reply(stream).await
+    Ok(())
 }
 
 /// Reads `VER REP RSV ATYP BND.ADDR BND.PORT`. On a failure code the rest

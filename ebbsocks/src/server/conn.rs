@@ -62,8 +62,18 @@ pub(super) async fn handle(
         session = setup => session,
         () = force_close.cancelled() => return,
     };
-    let Some(mut session) = session else {
-        return;
+    let mut session = match session {
+        Some(Granted::Relay(session)) => session,
+        // Its own small box: the setup future (sized for the handshake and
+        // connect paths) is freed for the association's whole life.
+        Some(Granted::Udp(association, _slot)) => {
+            tokio::select! {
+                () = association => {}
+                () = force_close.cancelled() => {}
+            }
+            return;
+        }
+        None => return,
     };
     // Polled in place: moving the relay out would give it a second slot in
     // the task's state.
@@ -77,6 +87,14 @@ pub(super) async fn handle(
     if let Some(log) = session.log {
         log.write(up, down, outcome.end.label());
     }
+}
+
+/// What a granted request goes on with once its setup is freed.
+pub(super) enum Granted<'s> {
+    Relay(Established),
+    /// A UDP association, run to its end (see `udp.rs`), with its share of
+    /// the session limits.
+    Udp(super::udp::UdpSession<'s>, Option<Box<limits::SessionSlot>>),
 }
 
 /// A granted session, ready to relay.
@@ -100,7 +118,7 @@ async fn establish(
     mut client: TcpStream,
     peer: SocketAddr,
     services: &Services,
-) -> Option<Established> {
+) -> Option<Granted<'_>> {
     let started = Instant::now();
     // Latency matters more than packet count for a proxy's small messages.
     let _ = client.set_nodelay(true);
@@ -132,16 +150,16 @@ async fn establish(
     match negotiated.command {
         Command::Connect => {}
         Command::Bind => {
-            let mut established =
-                super::bind::serve(client, peer, negotiated, services, log).await?;
-            established._slot = slot;
-            return Some(established);
+            let bound = super::bind::serve(client, peer, negotiated, services, log).await;
+            return bound.map(|mut established| {
+                established._slot = slot;
+                Granted::Relay(established)
+            });
         }
         Command::UdpAssociate => {
+            let association = super::udp::open(client, peer, negotiated, services, log).await;
             // The slot is held for as long as the association lives.
-            super::udp::serve(client, peer, negotiated, services, log).await;
-            drop(slot);
-            return None;
+            return association.map(|association| Granted::Udp(association, slot));
         }
     }
     let rules = services.access();
@@ -194,22 +212,22 @@ async fn establish(
     let options = RelayOptions {
         idle_timeout: services.config.server.idle_timeout(),
     };
-    Some(Established {
+    Some(Granted::Relay(Established {
         relay: relay::relay(client, upstream, &options),
         _lease: Some(lease),
         _slot: slot,
         early_bytes: early_data.len() as u64,
         log,
-    })
+    }))
 }
 
-pub(super) async fn connect_failed(
+pub(super) async fn connect_failed<T>(
     services: &Services,
     client: &mut TcpStream,
     negotiated: Negotiated,
     err: SessionError,
     log: Option<Box<SessionLog>>,
-) -> Option<Established> {
+) -> Option<T> {
     services.stats.connect_failed(err.reason());
     tracing::debug!(%err, "upstream connect failed");
     negotiated.refuse(client, &err).await;
@@ -219,7 +237,7 @@ pub(super) async fn connect_failed(
     None
 }
 
-fn handshake_failed(services: &Services, err: &SessionError) -> Option<Established> {
+fn handshake_failed<T>(services: &Services, err: &SessionError) -> Option<T> {
     services.stats.handshake_failed(err.reason());
     tracing::debug!(%err, reason = err.reason(), "handshake failed");
     None

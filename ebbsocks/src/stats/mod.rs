@@ -5,6 +5,7 @@
 
 pub mod limiter;
 pub mod telemetry;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 pub use telemetry::{Event, EventFilter, Severity, Telemetry};
+pub use udp::{UdpDrop, UdpSnapshot, UdpStats};
 
 /// Counters for the SOCKS side of the server.
 #[derive(Debug, Default)]
@@ -39,6 +41,8 @@ pub struct Stats {
     /// Inbound connections a BIND listener closed because they were not the
     /// requested peer or the access rules refused them.
     bind_peers_rejected: AtomicU64,
+    /// UDP ASSOCIATE: associations, datagrams and drops (see `udp.rs`).
+    pub udp: UdpStats,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -57,6 +61,7 @@ pub struct StatsSnapshot {
     pub session_limit_refusals: BTreeMap<&'static str, u64>,
     pub bind_requests: u64,
     pub bind_peers_rejected: u64,
+    pub udp: UdpSnapshot,
 }
 
 impl Stats {
@@ -147,6 +152,7 @@ impl Stats {
             session_limit_refusals: lock(&self.session_limit_refusals).clone(),
             bind_requests: self.bind_requests.load(Relaxed),
             bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
+            udp: self.udp.snapshot(),
         }
     }
 }

@@ -17,3 +17,4 @@ mod socks4;
 mod socks5;
 mod spike;
 mod transfer;
+mod udp;

@@ -50,6 +50,11 @@ impl TestServer {
         Self::start_on("127.0.0.1:0".parse().expect("addr"), services).await
     }
 
+    /// Listening on `bind` (such as `[::1]:0` for an IPv6 control connection).
+    pub async fn start_at(bind: &str, services: Arc<Services>) -> Self {
+        Self::start_on(bind.parse().expect("addr"), services).await
+    }
+
     /// Listens on `bind` (such as `0.0.0.0:0`); `addr` is then the
     /// loopback address of the same port, for clients to connect to.
     pub async fn start_on(bind: SocketAddr, services: Arc<Services>) -> Self {
