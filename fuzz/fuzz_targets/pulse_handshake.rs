@@ -1,8 +1,10 @@
-//! pulse's SOCKS5 client (`pulse::socks::handshake`) against any bytes a
-//! proxy may send back: method selection, RFC 1929 status, CONNECT reply.
+//! pulse's SOCKS5 client (`pulse::socks::handshake` for CONNECT and
+//! `pulse::socks::udp_associate`) against any bytes a proxy may send back:
+//! method selection, RFC 1929 status, reply.
 //!
 //! The first input byte picks the client's side (bit 0: with credentials;
-//! bit 1: a domain target); the rest is what the server sends. The reader
+//! bit 1: a domain target; bit 2: UDP ASSOCIATE instead of CONNECT); the
+//! rest is what the server sends. The reader
 //! never blocks, so one poll must finish the handshake. Asserts: no panic,
 //! no hang, an answer that only depends on the bytes read (a longer input
 //! gives the same answer, one byte less is an early EOF), and agreement
@@ -22,7 +24,7 @@ use ebbsocks_fuzz::proto::{
     method, parse_method_selection, parse_userpass_status, ProtoError, Reply, ReplyCode,
 };
 use libfuzzer_sys::fuzz_target;
-use pulse::socks::{handshake, Credentials, SocksError, Target};
+use pulse::socks::{handshake, udp_associate, Credentials, SocksError, Target};
 
 /// Runs the handshake on `server`'s bytes: the result (as text, since
 /// `SocksError` has no `PartialEq`) and how many bytes it read.
@@ -30,12 +32,20 @@ fn run(
     server: &[u8],
     target: &Target,
     creds: Option<&Credentials>,
+    associate: bool,
 ) -> (Result<Target, String>, usize) {
     let mut rest = server;
     let result = {
         let mut stream = tokio::io::join(&mut rest, tokio::io::sink());
-        let future = pin!(handshake(&mut stream, target, creds));
-        match future.poll(&mut Context::from_waker(Waker::noop())) {
+        let future = async {
+            if associate {
+                udp_associate(&mut stream, target, creds).await
+            } else {
+                handshake(&mut stream, target, creds).await
+            }
+        };
+        let poll = pin!(future).poll(&mut Context::from_waker(Waker::noop()));
+        match poll {
             Poll::Ready(result) => result.map_err(|e| describe(&e)),
             Poll::Pending => panic!("handshake waits on a reader that never blocks"),
         }
@@ -59,18 +69,22 @@ fuzz_target!(|data: &[u8]| {
         pass: "secret".into(),
     };
     let creds = (flags & 1 != 0).then_some(&creds);
+    let associate = flags & 4 != 0;
     let target = if flags & 2 != 0 {
         Target::Domain("example.com".into(), 443)
     } else {
         Target::Addr(SocketAddr::from(([192, 0, 2, 1], 80)))
     };
 
-    let (result, used) = run(server, &target, creds);
+    let (result, used) = run(server, &target, creds, associate);
     assert!(used <= server.len());
     // The answer depends on the bytes read and nothing after them.
-    assert_eq!(run(&server[..used], &target, creds), (result.clone(), used));
+    assert_eq!(
+        run(&server[..used], &target, creds, associate),
+        (result.clone(), used)
+    );
     if used > 0 && result != Err(format!("io {:?}", io::ErrorKind::UnexpectedEof)) {
-        let (short, _) = run(&server[..used - 1], &target, creds);
+        let (short, _) = run(&server[..used - 1], &target, creds, associate);
         assert_eq!(short, Err(format!("io {:?}", io::ErrorKind::UnexpectedEof)));
     }
 
