@@ -99,7 +99,9 @@ impl Socks4Request {
     /// Appends the request; a domain target is sent as SOCKS4a with DSTIP
     /// `0.0.0.1`. Fails (appending nothing) for `UdpAssociate`
     /// ([`ProtoError::UnsupportedCommand`]), an IPv6 target
-    /// ([`ProtoError::UnsupportedAddressType`] `0x04`), a user id with NUL,
+    /// ([`ProtoError::UnsupportedAddressType`] `0x04`), an IPv4 target
+    /// `0.0.0.x` with x != 0, which the wire reads as SOCKS4a
+    /// ([`ProtoError::UnsupportedAddressType`] `0x01`), a user id with NUL,
     /// an invalid domain, or a field over 255 bytes.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
         if self.command == Command::UdpAssociate {
@@ -112,6 +114,11 @@ impl Socks4Request {
             return Err(ProtoError::FieldTooLong);
         }
         let (ip, domain) = match &self.target {
+            // On the wire 0.0.0.x announces a SOCKS4a domain: such an
+            // address cannot be sent as itself.
+            TargetAddr::Ip(SocketAddr::V4(v4)) if is_socks4a(*v4.ip()) => {
+                return Err(ProtoError::UnsupportedAddressType(0x01))
+            }
             TargetAddr::Ip(SocketAddr::V4(v4)) => (*v4.ip(), None),
             TargetAddr::Ip(SocketAddr::V6(_)) => {
                 return Err(ProtoError::UnsupportedAddressType(0x04))

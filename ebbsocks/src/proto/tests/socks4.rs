@@ -160,6 +160,17 @@ fn encode_refuses_what_socks4_cannot_say() {
             request(Command::Connect, ip("[::1]:80"), b""),
             ProtoError::UnsupportedAddressType(4),
         ),
+        // Regression (found by the round-trip property): 0.0.0.1 was sent
+        // as is, and the bytes read back as a SOCKS4a request waiting for
+        // a domain. 0.0.0.0 stays a plain address.
+        (
+            request(Command::Connect, ip("0.0.0.1:80"), b""),
+            ProtoError::UnsupportedAddressType(1),
+        ),
+        (
+            request(Command::Bind, ip("0.0.0.255:80"), b"id"),
+            ProtoError::UnsupportedAddressType(1),
+        ),
         (
             request(Command::Connect, v4.clone(), b"a\0b"),
             ProtoError::InvalidUserId,
