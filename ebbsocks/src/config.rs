@@ -157,11 +157,36 @@ pub enum AuthMethod {
     Userpass,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub method: AuthMethod,
+    /// Failed logins one client address (IPv6: its /64) may make per
+    /// window before its logins are refused unchecked; 0 = no limit.
+    pub max_failures_per_client: u32,
+    /// The window starts at a client's first attempt.
+    pub failure_window_secs: u64,
+    /// Client addresses the failure table holds at most.
+    pub max_tracked_clients: usize,
     pub users: Vec<UserConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            method: AuthMethod::None,
+            max_failures_per_client: 10,
+            failure_window_secs: 60,
+            max_tracked_clients: 10_000,
+            users: Vec::new(),
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn failure_window(&self) -> Duration {
+        Duration::from_secs(self.failure_window_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -207,6 +232,11 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Bearer token; required when `listen` is not a loopback address.
     pub token: Option<Secret>,
+    /// API connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// A connection that has not sent a complete request head this long
+    /// after connecting (or after its previous response) is closed.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -215,7 +245,15 @@ impl Default for ApiConfig {
             enabled: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token: None,
+            max_connections: 32,
+            header_read_timeout_secs: 10,
         }
+    }
+}
+
+impl ApiConfig {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 }
 
@@ -384,6 +422,15 @@ impl Config {
         if matches!(&self.api.token, Some(token) if token.expose().is_empty()) {
             return Err(invalid("api.token", "must not be empty".into()));
         }
+        if self.api.max_connections == 0 {
+            return Err(invalid("api.max_connections", "must be at least 1".into()));
+        }
+        if self.api.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "api.header_read_timeout_secs",
+                "must be at least 1 second".into(),
+            ));
+        }
         if let Err(err) = self.logging.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(invalid(
                 "logging.level",
@@ -436,6 +483,20 @@ impl Config {
                 "auth.users",
                 "auth.method is \"userpass\" but no users are configured".into(),
             ));
+        }
+        if auth.max_failures_per_client > 0 {
+            if auth.failure_window_secs == 0 {
+                return Err(invalid(
+                    "auth.failure_window_secs",
+                    "must be at least 1 second when max_failures_per_client is set".into(),
+                ));
+            }
+            if auth.max_tracked_clients == 0 {
+                return Err(invalid(
+                    "auth.max_tracked_clients",
+                    "must be at least 1 when max_failures_per_client is set".into(),
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for user in &auth.users {
