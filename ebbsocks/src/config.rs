@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessConfig;
 
+mod auth_api;
+pub use auth_api::{ApiConfig, AuthConfig, AuthMethod, UserConfig};
+
 /// The commented default configuration. `ebbsocks` with no arguments runs on
 /// exactly this text, and `ebbsocks default-config` prints it, so the two can
 /// never drift apart.
@@ -161,29 +164,6 @@ impl PoolConfig {
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    #[default]
-    None,
-    Userpass,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub method: AuthMethod,
-    pub users: Vec<UserConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserConfig {
-    pub username: String,
-    /// An argon2 PHC string, as printed by `ebbsocks hash-password`.
-    pub password_hash: Secret,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
     Text,
@@ -206,25 +186,6 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: LogFormat::Text,
             access_log: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    pub enabled: bool,
-    pub listen: SocketAddr,
-    /// Bearer token; required when `listen` is not a loopback address.
-    pub token: Option<Secret>,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
-            token: None,
         }
     }
 }
@@ -382,18 +343,7 @@ impl Config {
                 ),
             ));
         }
-        if self.api.enabled && !self.api.listen.ip().is_loopback() && self.api.token.is_none() {
-            return Err(invalid(
-                "api.token",
-                format!(
-                    "required because api.listen ({}) is not a loopback address",
-                    self.api.listen
-                ),
-            ));
-        }
-        if matches!(&self.api.token, Some(token) if token.expose().is_empty()) {
-            return Err(invalid("api.token", "must not be empty".into()));
-        }
+        self.validate_api(origin)?;
         if let Err(err) = self.logging.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(invalid(
                 "logging.level",
@@ -432,48 +382,6 @@ impl Config {
             self.server.listen.ip().is_loopback(),
             own,
         )
-    }
-
-    fn validate_auth(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            file: origin.to_owned(),
-            key: key.to_owned(),
-            message,
-        };
-        let auth = &self.auth;
-        if auth.method == AuthMethod::Userpass && auth.users.is_empty() {
-            return Err(invalid(
-                "auth.users",
-                "auth.method is \"userpass\" but no users are configured".into(),
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for user in &auth.users {
-            // RFC 1929 carries each field in at most 255 bytes.
-            if user.username.is_empty() || user.username.len() > 255 {
-                return Err(invalid(
-                    "auth.users.username",
-                    format!("{:?} must be 1 to 255 bytes long", user.username),
-                ));
-            }
-            if !seen.insert(user.username.as_str()) {
-                return Err(invalid(
-                    "auth.users.username",
-                    format!("{:?} appears more than once", user.username),
-                ));
-            }
-            if let Err(err) = crate::auth::parse_hash(user.password_hash.expose()) {
-                return Err(invalid(
-                    "auth.users.password_hash",
-                    format!(
-                        "user {:?}: not an argon2 PHC string ({err}); create one with \
-                         `ebbsocks hash-password`",
-                        user.username
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

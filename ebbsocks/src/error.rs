@@ -22,6 +22,8 @@ pub enum SessionError {
     NoAcceptableMethod,
     #[error("authentication failed for user {0:?}")]
     AuthFailed(String),
+    #[error("login refused: this client used up its budget of failed logins")]
+    AuthThrottled,
     #[error("SOCKS4 refused because this server requires a password")]
     Socks4NeedsAuth,
     #[error("command {0} is not supported")]
@@ -63,6 +65,7 @@ impl SessionError {
             Self::Denied(_)
             | Self::SessionLimit(_)
             | Self::AuthFailed(_)
+            | Self::AuthThrottled
             | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
             Self::Resolve { .. } => ReplyCode::HostUnreachable,
             Self::Connect { source, .. } | Self::BindListen(source) => connect_reply_code(source),
@@ -90,6 +93,7 @@ impl SessionError {
             Self::ClientClosed => "client_closed",
             Self::NoAcceptableMethod => "no_acceptable_method",
             Self::AuthFailed(_) => "auth_failed",
+            Self::AuthThrottled => "auth_throttled",
             Self::Socks4NeedsAuth => "socks4_auth_required",
             Self::UnsupportedCommand(_) => "unsupported_command",
             Self::Denied(_) => "not_allowed",

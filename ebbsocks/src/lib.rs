@@ -10,7 +10,8 @@
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
 //! logging.rs     tracing setup: filter, text or JSON
 //! access/        the [access] rule set, compiled; pure allow/deny decisions
-//! auth.rs        argon2 password verification off the runtime's workers
+//! auth/          argon2 password verification off the runtime's workers,
+//!                decoys for unknown users, the failed-login budget per client
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
 //!                conn.rs is one client's way through the server, bind/ serves
@@ -22,7 +23,8 @@
 //!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
-//! api/           HTTP API (axum): thin routes over stats, pool and memory
+//! api/           HTTP API (axum routes, served by hyper with a timer and a
+//!                connection cap): thin routes over stats, pool and memory
 //! ```
 //!
 //! Imports run one way: `server` uses `proto`, `auth`, `upstream`, `relay`,

@@ -103,7 +103,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let token = config.api.token.clone();
+    let api_options = api::ServeOptions::from_config(&config.api);
     let services = server::Services::new(config);
     let shutdown = tokio_util::sync::CancellationToken::new();
 
@@ -119,7 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(%addr, "HTTP API listening");
         let stop = shutdown.clone().cancelled_owned();
         tokio::spawn(async move {
-            if let Err(err) = api::serve(listener, state, token, stop).await {
+            if let Err(err) = api::serve_with(listener, state, api_options, stop).await {
                 tracing::error!(%err, "HTTP API stopped");
             }
         });

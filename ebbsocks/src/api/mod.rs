@@ -1,15 +1,20 @@
 //! The HTTP API: health, server stats, pool stats, telemetry events and
 //! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
-//! the pool and `memory`; this module only knows HTTP.
+//! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
+//! connections (timer, caps), `guard.rs` is what every request passes first
+//! (size caps, bearer token, JSON errors).
+
+mod guard;
+mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -19,6 +24,9 @@ use crate::config::Secret;
 use crate::memory::MemoryMonitor;
 use crate::stats::{EventFilter, Stats, Telemetry};
 use crate::upstream::pool::Pool;
+use guard::ApiError;
+pub use guard::MAX_HEAD_BYTES;
+pub use serve::{ServeOptions, MAX_READ_BUFFER};
 
 /// What the API reads.
 #[derive(Debug, Clone)]
@@ -41,7 +49,7 @@ pub fn router(state: ApiState, token: Option<Secret>) -> Router {
     let protected = match token {
         Some(token) => protected.layer(middleware::from_fn_with_state(
             Arc::new(token),
-            require_token,
+            guard::require_token,
         )),
         None => protected,
     };
@@ -49,18 +57,36 @@ pub fn router(state: ApiState, token: Option<Secret>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(protected)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        // The layer added last runs first: JSON errors wrap everything, and
+        // the size caps run before the token check and any handler.
+        .layer(middleware::from_fn(guard::limit_size))
+        .layer(middleware::from_fn(guard::json_errors))
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, with the
+/// default connection cap and header timeout.
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
     token: Option<Secret>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, token))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let options = ServeOptions {
+        token,
+        ..ServeOptions::default()
+    };
+    serve_with(listener, state, options, shutdown).await
+}
+
+/// Serves the API on `listener` as `options` say until `shutdown` completes.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: ApiState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(state, options.token.clone());
+    serve::run(listener, router, options, shutdown).await
 }
 
 async fn server_stats(State(state): State<ApiState>) -> impl IntoResponse {
@@ -82,53 +108,4 @@ async fn telemetry_events(
 
 async fn memory(State(state): State<ApiState>) -> impl IntoResponse {
     Json(state.memory.report())
-}
-
-async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(presented) if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) => {
-            next.run(request).await
-        }
-        _ => ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".into(),
-        )
-        .into_response(),
-    }
-}
-
-/// Compares without an early exit, so response time does not reveal how
-/// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An error as `{"error": "..."}` with its status code.
-#[derive(Debug)]
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Verdict};
 use crate::error::SessionError;
 use crate::proto::{
     detect_version, encode_method_selection, encode_socks4_reply, encode_userpass_status, method,
@@ -229,12 +229,21 @@ async fn negotiate_v5(
                 return Err(err);
             }
         };
-        let accepted = auth
-            .verify(credentials.username.as_bytes(), &credentials.password)
+        // The failed-login budget is per client address.
+        let client = reader.stream.peer_addr().map_err(SessionError::ClientIo)?;
+        let verdict = auth
+            .verify(
+                client.ip(),
+                credentials.username.as_bytes(),
+                &credentials.password,
+            )
             .await;
+        let accepted = verdict == Verdict::Accepted;
         reader.write(&encode_userpass_status(accepted)).await?;
-        if !accepted {
-            return Err(SessionError::AuthFailed(credentials.username));
+        match verdict {
+            Verdict::Accepted => {}
+            Verdict::Rejected => return Err(SessionError::AuthFailed(credentials.username)),
+            Verdict::Throttled => return Err(SessionError::AuthThrottled),
         }
         user = Some(credentials.username);
     }

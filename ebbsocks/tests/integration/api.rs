@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use ebbsocks::api::{self, ApiState};
+use ebbsocks::api::{self, ApiState, ServeOptions};
 use ebbsocks::config::Secret;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,6 +12,15 @@ use crate::common::upstreams::echo_server;
 use crate::common::*;
 
 async fn start_api(server: &TestServer, token: Option<&str>) -> SocketAddr {
+    let options = ServeOptions {
+        token: token.map(Secret::new),
+        ..ServeOptions::default()
+    };
+    start_api_with(server, options).await
+}
+
+/// Serves the API of `server` on 127.0.0.1:0 as `options` say.
+pub async fn start_api_with(server: &TestServer, options: ServeOptions) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
     let addr = listener.local_addr().expect("addr");
     let services = &server.services;
@@ -21,8 +30,12 @@ async fn start_api(server: &TestServer, token: Option<&str>) -> SocketAddr {
         pool: services.pool.clone(),
         memory: services.memory.clone(),
     };
-    let token = token.map(Secret::new);
-    tokio::spawn(api::serve(listener, state, token, std::future::pending()));
+    tokio::spawn(api::serve_with(
+        listener,
+        state,
+        options,
+        std::future::pending(),
+    ));
     addr
 }
 

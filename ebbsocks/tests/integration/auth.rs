@@ -91,3 +91,39 @@ async fn socks4_is_refused_when_a_password_is_required() {
         .handshake_failures_reach("socks4_auth_required", 1)
         .await;
 }
+
+/// After `max_failures_per_client` wrong logins, even the right password is
+/// refused (before argon2 runs), counted, and other clients are unaffected.
+#[tokio::test]
+async fn repeated_failures_from_one_client_are_throttled() {
+    let config = alice_config().replacen(
+        "method = \"userpass\"\n",
+        "method = \"userpass\"\nmax_failures_per_client = 2\nfailure_window_secs = 600\n",
+        1,
+    );
+    let server = TestServer::start_toml(&config).await;
+    for guess in ["rabbit", "hatter"] {
+        let (mut stream, status) = login(&server, "alice", guess).await;
+        assert_ne!(status, 0x00);
+        assert!(closed_by_peer(&mut stream).await);
+    }
+    let (mut stream, status) = login(&server, "alice", "wonderland").await;
+    assert_ne!(status, 0x00, "a throttled client must be refused");
+    assert!(closed_by_peer(&mut stream).await);
+    server.handshake_failures_reach("auth_throttled", 1).await;
+    server.handshake_failures_reach("auth_failed", 2).await;
+
+    // The budget is per client address: ::1 is another client than 127.0.0.1.
+    let v6 = TestServer::start_on("[::1]:0".parse().expect("addr"), server.services.clone()).await;
+    let mut stream = v6.connect().await;
+    let choice = greet(&mut stream, &[0x05, 0x01, 0x02]).await;
+    assert_eq!(choice, [0x05, 0x02]);
+    within(stream.write_all(&userpass("alice", "wonderland")))
+        .await
+        .expect("credentials");
+    let mut status = [0u8; 2];
+    within(stream.read_exact(&mut status))
+        .await
+        .expect("status");
+    assert_eq!(status, [0x01, 0x00], "another client keeps its own budget");
+}

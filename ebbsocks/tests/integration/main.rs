@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod api;
+mod api_limits;
 mod auth;
 mod bind;
 mod cli;
