@@ -13,9 +13,9 @@ use crate::relay::MAX_SPLICE_PIPES;
 /// listener or peer, a UDP association its datagram socket instead).
 pub const PER_SESSION: u64 = 2;
 
-/// The HTTP API has no connection cap of its own: its listener plus an
-/// allowance for concurrent API clients.
-pub const API_ALLOWANCE: u64 = 1 + 64;
+/// The HTTP API's listener; its connections are capped by
+/// `api.max_connections`, plus the one it answers 503 and closes at once.
+pub const API_LISTENER: u64 = 1;
 
 /// Stdio, the runtime's epoll and wake-up descriptors, the signal pipe, the
 /// SOCKS listener, resolver sockets and /proc reads.
@@ -31,7 +31,7 @@ pub struct FdBudget {
     pub pool_idle: u64,
     /// Two per splice pipe, at the relay's cap.
     pub splice_pipes: u64,
-    /// [`API_ALLOWANCE`] when the API is on.
+    /// The API's listener and connection cap when the API is on.
     pub api: u64,
     pub margin: u64,
 }
@@ -47,7 +47,11 @@ impl FdBudget {
                 0
             },
             splice_pipes: 2 * MAX_SPLICE_PIPES as u64,
-            api: if config.api.enabled { API_ALLOWANCE } else { 0 },
+            api: if config.api.enabled {
+                API_LISTENER + config.api.max_connections as u64 + 1
+            } else {
+                0
+            },
             margin: MARGIN,
         }
     }
@@ -133,8 +137,9 @@ mod tests {
              max_total_idle = 300\n[api]\nenabled = true\n",
         ));
         assert_eq!(full.pool_idle, 300);
-        assert_eq!(full.api, API_ALLOWANCE);
-        assert_eq!(full.total(), plain.total() + 300 + API_ALLOWANCE);
+        // Listener, 32 capped connections, one refused with a 503.
+        assert_eq!(full.api, 1 + 32 + 1);
+        assert_eq!(full.total(), plain.total() + 300 + full.api);
     }
 
     #[test]
