@@ -69,7 +69,7 @@ async fn medians(auth: &Authenticator) -> (Duration, Duration) {
         let name = format!("nobody{round}");
         // Alternate which goes first, so neither path always runs on a
         // warmer (or colder) machine than the other.
-        for unknown_first in [round % 2 == 0, round % 2 == 1] {
+        for unknown_first in [round.is_multiple_of(2), !round.is_multiple_of(2)] {
             let started = Instant::now();
             if unknown_first {
                 let verdict = auth.verify(client, name.as_bytes(), b"guess").await;

@@ -107,7 +107,11 @@ pub async fn run(args: &RateArgs) -> anyhow::Result<Report> {
     let mut fails = FailCounts::default();
     for round in 0..args.rounds {
         for case in &mut cases {
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let order = if round.is_multiple_of(2) {
+                [0, 1]
+            } else {
+                [1, 0]
+            };
             for i in order {
                 let stop = match args.count {
                     Some(n) => Stop::Count(n),

@@ -107,7 +107,11 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
                 Way::Download => source.addr,
             });
             // Even rounds measure the proxy first, odd rounds direct first.
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let order = if round.is_multiple_of(2) {
+                [0, 1]
+            } else {
+                [1, 0]
+            };
             for i in order {
                 let (name, dialer) = &paths[i];
                 let r = measure(

@@ -106,7 +106,7 @@ async fn medians(auth: &Authenticator, rounds: usize) -> (Duration, Duration) {
     for round in 0..rounds {
         let name = format!("nobody{round}");
         // Alternate which goes first, so neither path always runs second.
-        for unknown_first in [round % 2 == 0, round % 2 == 1] {
+        for unknown_first in [round.is_multiple_of(2), !round.is_multiple_of(2)] {
             let started = Instant::now();
             if unknown_first {
                 let verdict = auth.verify(CLIENT, name.as_bytes(), b"x").await;

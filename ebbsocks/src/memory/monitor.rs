@@ -73,7 +73,7 @@ impl MemoryMonitor {
         if open > self.peak.load(Relaxed) {
             self.peak.fetch_max(open, Relaxed);
         }
-        if open % self.log_step == 0 {
+        if open.is_multiple_of(self.log_step) {
             self.logged_above_zero.store(true, Relaxed);
             log_crossing(open);
         }
@@ -84,7 +84,9 @@ impl MemoryMonitor {
         let before = self.open.fetch_sub(1, Relaxed);
         debug_assert!(before > 0, "connection_closed without connection_opened");
         let open = before.saturating_sub(1);
-        if open % self.log_step == 0 && (open > 0 || self.logged_above_zero.swap(false, Relaxed)) {
+        if open.is_multiple_of(self.log_step)
+            && (open > 0 || self.logged_above_zero.swap(false, Relaxed))
+        {
             log_crossing(open);
         }
         if self.drop_fraction > 0.0 {

@@ -104,7 +104,7 @@ async fn concurrent_checkouts(
                 let upstream = pool.get(dest).await.expect("upstream connect");
                 let (mut stream, lease) = upstream.into_parts();
                 stream.write_all(b"x").await.expect("write");
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     tokio::task::yield_now().await; // Let sessions overlap.
                 }
                 drop((stream, lease));

@@ -274,7 +274,7 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
         if let (Some(t), Some(b)) = (c.t_ms, c.rss_bytes) {
             let (x, y) = (sc.x(t), sc.y_mem(b as f64 / MIB));
             // Early checkpoints sit close together: alternate label heights.
-            let lift = if i % 2 == 0 { 7.0 } else { 19.0 };
+            let lift = if i.is_multiple_of(2) { 7.0 } else { 19.0 };
             let _ = writeln!(
                 o,
                 r##"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="#900"/><text x="{x:.1}" y="{:.1}" font-size="10" fill="#900" text-anchor="middle">+{}s {:.1}</text>"##,

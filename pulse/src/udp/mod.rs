@@ -100,7 +100,7 @@ pub async fn run(args: &UdpArgs) -> anyhow::Result<Report> {
             p99_ratio: None,
         };
         for round in 0..args.rounds {
-            let proxy_first = round % 2 == 0;
+            let proxy_first = round.is_multiple_of(2);
             for is_proxy in [proxy_first, !proxy_first] {
                 let flows = if is_proxy {
                     std::mem::take(&mut proxy_flows)

@@ -57,7 +57,7 @@ fn pattern(seed: u64, offset: usize, buf: &mut [u8]) {
     let mut word = [0; 8];
     for (i, byte) in buf.iter_mut().enumerate() {
         let pos = offset + i;
-        if i == 0 || pos % 8 == 0 {
+        if i == 0 || pos.is_multiple_of(8) {
             let mut z = seed
                 .wrapping_add((pos / 8) as u64)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
