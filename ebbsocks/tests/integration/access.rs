@@ -148,6 +148,22 @@ async fn denied_client_address_is_refused() {
 }
 
 #[tokio::test]
+async fn denied_user_is_refused_and_other_users_are_not() {
+    let echo = echo_server("127.0.0.1:0").await;
+    let hash = ebbsocks::auth::hash_password("looking-glass").expect("hash");
+    let server = TestServer::start_toml(&format!(
+        "{}[[auth.users]]\nusername = \"bob\"\npassword_hash = \"{hash}\"\n\
+         [[access.rules]]\nname = \"not-bob\"\naction = \"deny\"\nusers = [\"bob\"]\n",
+        alice_auth()
+    ))
+    .await;
+    let bob = login_connect_as(server.addr, "bob", "looking-glass", &atyp_for(echo)).await;
+    assert_eq!(bob, 0x02);
+    assert_eq!(login_connect(server.addr, &atyp_for(echo)).await, 0x00);
+    assert_eq!(denied(&server, "not-bob"), 1);
+}
+
+#[tokio::test]
 async fn a_name_with_a_denied_address_connects_to_its_allowed_one() {
     let echo = echo_server("127.0.0.1:0").await;
     // The denied address listens on the same port, so a connect to it
@@ -338,12 +354,17 @@ fn alice_auth() -> &'static str {
 
 /// Logs in as alice and sends a CONNECT; returns the reply code.
 async fn login_connect(proxy: SocketAddr, atyp: &[u8]) -> u8 {
+    login_connect_as(proxy, "alice", "wonderland", atyp).await
+}
+
+/// Logs in as `user` and sends a CONNECT; returns the reply code.
+async fn login_connect_as(proxy: SocketAddr, user: &str, pass: &str, atyp: &[u8]) -> u8 {
     let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
     assert_eq!(greet(&mut stream, &[0x05, 0x01, 0x02]).await, [0x05, 0x02]);
-    let mut login = vec![0x01, 5];
-    login.extend_from_slice(b"alice");
-    login.push(10);
-    login.extend_from_slice(b"wonderland");
+    let mut login = vec![0x01, user.len() as u8];
+    login.extend_from_slice(user.as_bytes());
+    login.push(pass.len() as u8);
+    login.extend_from_slice(pass.as_bytes());
     within(stream.write_all(&login)).await.expect("login");
     let mut status = [0u8; 2];
     within(stream.read_exact(&mut status))
