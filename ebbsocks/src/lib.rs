@@ -7,6 +7,7 @@
 //! ```text
 //! main.rs        CLI -> Config::load -> bind listeners -> server::serve
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
+//!                (config/auth_api.rs: the [auth] and [api] sections)
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
 //! logging.rs     tracing setup: filter, text or JSON
 //! access/        the [access] rule set, compiled; pure allow/deny decisions
@@ -15,7 +16,11 @@
 //! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
 //!                conn.rs is one client's way through the server, bind/ serves
-//!                BIND (listener, peer checks, then relayed like CONNECT)
+//!                BIND (listener, peer checks, then relayed like CONNECT),
+//!                udp.rs the control side of UDP ASSOCIATE, session.rs counts
+//!                every granted session to its end, limits.rs the per-client
+//!                and per-user session limits, refusal.rs what a refusal
+//!                records, fd_budget.rs the open-files check at startup
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer idle or stalled
@@ -27,7 +32,7 @@
 //!                connection cap): thin routes over stats, pool and memory
 //! ```
 //!
-//! Imports run one way: `server` uses `proto`, `auth`, `upstream`, `relay`,
+//! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,
 //! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
 //! and `stats`); `api` reads `stats`, the pool and `memory`; `proto`
 //! knows nothing of the rest, and nothing below `api` knows HTTP exists.
