@@ -189,7 +189,7 @@ async fn establish(
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
     let reused = upstream.reused;
-    let (mut upstream, lease) = upstream.into_parts();
+    let (upstream, lease) = upstream.into_parts();
     let _ = upstream.set_nodelay(true);
     let bound = match upstream.local_addr() {
         Ok(bound) => bound,
@@ -199,34 +199,61 @@ async fn establish(
             return connect_failed(services, &mut client, negotiated, err, log).await;
         }
     };
-    // Counted from here: whatever happens next, it finishes with an outcome.
+    tracing::debug!(reused, %bound, "connected");
+    let mut established = grant_and_relay(
+        services,
+        client,
+        upstream,
+        negotiated,
+        bound,
+        Some(lease),
+        log,
+    )
+    .await?;
+    established._slot = slot;
+    Some(Granted::Relay(established))
+}
+
+/// Sends the success reply naming `bound`, forwards the client's early
+/// data, and sets up the relay: the end of every granted CONNECT and BIND.
+/// The session is counted from here and finishes with an outcome whatever
+/// happens next.
+pub(super) async fn grant_and_relay(
+    services: &Services,
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    negotiated: Negotiated,
+    bound: SocketAddr,
+    lease: Option<Lease>,
+    log: Option<Box<SessionLog>>,
+) -> Option<Established> {
     let session = Session::start(&services.stats, log);
     let Ok(early_data) = negotiated.grant(&mut client, bound).await else {
         session.finish(0, 0, REPLY_FAILED);
         return None;
     };
-    tracing::debug!(reused, %bound, "connected");
     if !early_data.is_empty() && upstream.write_all(&early_data).await.is_err() {
         session.finish(0, 0, UPSTREAM_WRITE_FAILED);
         return None;
     }
-    Some(Granted::Relay(Established {
+    Some(Established {
         relay: relay::relay(client, upstream, &relay_options(services)),
-        _lease: Some(lease),
-        _slot: slot,
+        _lease: lease,
+        // The caller adds its share of the session limits.
+        _slot: None,
         early_bytes: early_data.len() as u64,
         session,
-    }))
+    })
 }
 
 /// The outcome of a granted session whose success reply could not be
 /// written (the client went away first).
-pub(super) const REPLY_FAILED: &str = "reply_failed";
+const REPLY_FAILED: &str = "reply_failed";
 /// The outcome of a granted session whose early data the upstream refused.
-pub(super) const UPSTREAM_WRITE_FAILED: &str = "upstream_write_failed";
+const UPSTREAM_WRITE_FAILED: &str = "upstream_write_failed";
 
 /// The relay's timeouts, from the server configuration.
-pub(super) fn relay_options(services: &Services) -> RelayOptions {
+fn relay_options(services: &Services) -> RelayOptions {
     let server = &services.config.server;
     RelayOptions {
         idle_timeout: server.idle_timeout(),

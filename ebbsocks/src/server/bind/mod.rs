@@ -20,16 +20,12 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use super::conn::{
-    connect_failed, relay_options, Established, SessionLog, REPLY_FAILED, UPSTREAM_WRITE_FAILED,
-};
+use super::conn::{connect_failed, grant_and_relay, Established, SessionLog};
 use super::handshake::{success_reply, Negotiated};
-use super::session::Session;
 use super::Services;
 use crate::access::{Bound, Subject};
 use crate::error::SessionError;
 use crate::proto::{Command, TargetAddr, Version};
-use crate::relay;
 use crate::upstream::connect::{allowed_addresses, Gate};
 use crate::upstream::resolve::Resolver;
 use peer::{canonical_ip, for_reply, route_source, ExpectedPeer};
@@ -122,33 +118,15 @@ pub(in crate::server) async fn serve(
     let timeout = services.config.server.bind_timeout();
     let accepted = wait::accept_peer(listener, &mut client, timeout, &mut early, admit).await;
     negotiated.early_data = early;
-    let (mut inbound, from) = match accepted {
+    let (inbound, from) = match accepted {
         Ok(accepted) => accepted,
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
-    // From here on, exactly as a granted CONNECT (conn.rs `establish`).
-    let session = Session::start(&services.stats, log);
-    let Ok(early_data) = negotiated
-        .grant(&mut client, for_reply(version, from))
-        .await
-    else {
-        session.finish(0, 0, REPLY_FAILED);
-        return None;
-    };
     tracing::debug!(%from, "BIND peer accepted");
     let _ = inbound.set_nodelay(true);
-    if !early_data.is_empty() && inbound.write_all(&early_data).await.is_err() {
-        session.finish(0, 0, UPSTREAM_WRITE_FAILED);
-        return None;
-    }
-    Some(Established {
-        relay: relay::relay(client, inbound, &relay_options(services)),
-        _lease: None,
-        early_bytes: early_data.len() as u64,
-        session,
-        // conn.rs puts the session-limit slot in.
-        _slot: None,
-    })
+    // From here on, exactly as a granted CONNECT; never pooled, so no lease.
+    let reply_addr = for_reply(version, from);
+    grant_and_relay(services, client, inbound, negotiated, reply_addr, None, log).await
 }
 
 /// What the request asks for, once the access rules have allowed it.
