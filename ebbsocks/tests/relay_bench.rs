@@ -24,28 +24,12 @@ use ebbsocks::memory::{self, MemoryMonitor};
 use ebbsocks::relay::{self, RelayOptions};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+use bench_support::{env_or, mib, raise_fd_limit};
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-}
 
 /// A two-worker runtime, like the server's on this two-core machine.
 fn proxy_runtime() -> tokio::runtime::Runtime {
@@ -73,10 +57,6 @@ async fn proxy(listener: TcpListener, upstream: SocketAddr, monitor: Arc<MemoryM
             monitor.connection_closed();
         });
     }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn rss() -> u64 {

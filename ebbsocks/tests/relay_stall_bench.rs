@@ -23,32 +23,12 @@ use ebbsocks::memory;
 use ebbsocks::relay::{self, RelayOptions};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+use bench_support::{env_or, mib, raise_fd_limit};
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
 
 /// Accepts, connects each client to `upstream` and relays, as the server
 /// does after a SOCKS handshake.
