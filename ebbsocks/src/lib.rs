@@ -30,11 +30,15 @@
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! api/           HTTP API (axum routes, served by hyper with a timer and a
 //!                connection cap): thin routes over stats, pool and memory
+//! reload/        hot reload (SIGHUP, POST /api/reload): plan.rs compares the
+//!                file with the running config, apply.rs puts it in force;
+//!                the snapshots live in `server::Services` (server/live.rs)
 //! ```
 //!
 //! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,
 //! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
-//! and `stats`); `api` reads `stats`, the pool and `memory`; `proto`
+//! and `stats`); `reload` uses `config`, `logging` and `server`; `api` reads
+//! `stats`, the pool and `memory`, and asks `reload` to reload; `proto`
 //! knows nothing of the rest, and nothing below `api` knows HTTP exists.
 
 pub mod access;
@@ -46,6 +50,7 @@ pub mod logging;
 pub mod memory;
 pub mod proto;
 pub mod relay;
+pub mod reload;
 pub mod server;
 pub mod stats;
 pub mod udp;

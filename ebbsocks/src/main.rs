@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ebbsocks::config::{Config, DEFAULT_CONFIG_TOML};
-use ebbsocks::{api, logging, memory, server};
+use ebbsocks::{api, logging, memory, reload, server};
 use tokio::net::TcpListener;
 
 #[global_allocator]
@@ -77,7 +77,7 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::embedded_default(),
     };
-    logging::init(&config.logging);
+    let log_level = logging::init(&config.logging);
     let open_files = raise_open_files_limit();
     warn_if_open_files_too_low(open_files, &config);
     if let Err(err) = memory::configure(&config.memory) {
@@ -87,10 +87,14 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, config_path, log_level))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    config_path: Option<PathBuf>,
+    log_level: Option<logging::LogLevel>,
+) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let listener = server::bind(listen)
         .with_context(|| format!("binding the SOCKS listener to {listen} (server.listen)"))?;
@@ -103,9 +107,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let api_options = api::ServeOptions::from_config(&config.api);
+    let mut api_options = api::ServeOptions::from_config(&config.api);
     let services = server::Services::new(config);
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let reloader = reload::Reloader::new(config_path, services.clone(), log_level);
+    reload::watch_sighup(&reloader, shutdown.clone()).context("watching SIGHUP")?;
+    api_options.reloader = Some(reloader);
 
     if let Some(listener) = api_listener {
         let state = api::ApiState {

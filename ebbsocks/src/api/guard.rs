@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::config::Secret;
+use crate::reload::Reloader;
 
 /// Request line plus headers, as counted by [`head_size`]. Generous for any
 /// client of a GET-only API; a bigger head is refused with `431`.
@@ -26,8 +27,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API has only GETs: a request with a body or an oversized head is
-/// refused before any handler runs, and its body is never read.
+/// No route takes a body (`POST /api/reload` has none): a request with a
+/// body or an oversized head is refused before any handler runs, and its
+/// body is never read.
 pub(super) async fn limit_size(request: Request, next: Next) -> Response {
     let declares_body = request.headers().contains_key(header::TRANSFER_ENCODING)
         || request
@@ -65,13 +67,39 @@ fn headers_size(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// Requires `Authorization: Bearer <token>`; the scheme name is
-/// case-insensitive (RFC 9110 section 11.1).
+/// Where the token comes from.
+#[derive(Debug, Clone)]
+pub(super) enum TokenCheck {
+    /// Set when the API started.
+    Fixed(Option<Arc<Secret>>),
+    /// The configuration in force, which a reload may change.
+    Live(Arc<Reloader>),
+}
+
+impl TokenCheck {
+    /// Whether a request may ever need a token.
+    pub(super) fn may_require(&self) -> bool {
+        !matches!(self, TokenCheck::Fixed(None))
+    }
+
+    fn current(&self) -> Option<Arc<Secret>> {
+        match self {
+            TokenCheck::Fixed(token) => token.clone(),
+            TokenCheck::Live(reloader) => reloader.api_token().map(Arc::new),
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is set; the
+/// scheme name is case-insensitive (RFC 9110 section 11.1).
 pub(super) async fn require_token(
-    State(token): State<Arc<Secret>>,
+    State(check): State<TokenCheck>,
     request: Request,
     next: Next,
 ) -> Response {
+    let Some(token) = check.current() else {
+        return next.run(request).await;
+    };
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -2,7 +2,9 @@
 //! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
 //! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
-//! (size caps, bearer token, JSON errors).
+//! (size caps, bearer token, JSON errors). With a [`Reloader`] in the
+//! options, `POST /api/reload` re-reads the configuration, and the token is
+//! the one the configuration in force names.
 
 mod guard;
 mod serve;
@@ -15,17 +17,18 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Secret;
 use crate::memory::MemoryMonitor;
+use crate::reload::{Outcome, Reloader, Trigger};
 use crate::stats::{EventFilter, Stats, Telemetry};
 use crate::upstream::pool::Pool;
-use guard::ApiError;
 pub use guard::MAX_HEAD_BYTES;
+use guard::{ApiError, TokenCheck};
 pub use serve::{ServeOptions, MAX_READ_BUFFER};
 
 /// What the API reads.
@@ -40,18 +43,28 @@ pub struct ApiState {
 /// The routes; with a token, every route but `/healthz` requires
 /// `Authorization: Bearer <token>`.
 pub fn router(state: ApiState, token: Option<Secret>) -> Router {
-    let protected = Router::new()
+    routes(state, TokenCheck::Fixed(token.map(Arc::new)), None)
+}
+
+/// The routes, with `POST /api/reload` when `reloader` is given.
+fn routes(state: ApiState, token: TokenCheck, reloader: Option<Arc<Reloader>>) -> Router {
+    let mut protected = Router::new()
         .route("/api/stats", get(server_stats))
         .route("/api/pool/stats", get(pool_stats))
         .route("/api/telemetry/events", get(telemetry_events))
         .route("/api/memory", get(memory))
         .with_state(state);
-    let protected = match token {
-        Some(token) => protected.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            guard::require_token,
-        )),
-        None => protected,
+    if let Some(reloader) = reloader {
+        protected = protected.merge(
+            Router::new()
+                .route("/api/reload", post(reload))
+                .with_state(reloader),
+        );
+    }
+    let protected = if token.may_require() {
+        protected.layer(middleware::from_fn_with_state(token, guard::require_token))
+    } else {
+        protected
     };
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -85,7 +98,14 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(state, options.token.clone());
+    let router = match &options.reloader {
+        Some(reloader) => routes(
+            state,
+            TokenCheck::Live(reloader.clone()),
+            Some(reloader.clone()),
+        ),
+        None => router(state, options.token.clone()),
+    };
     serve::run(listener, router, options, shutdown).await
 }
 
@@ -108,4 +128,15 @@ async fn telemetry_events(
 
 async fn memory(State(state): State<ApiState>) -> impl IntoResponse {
     Json(state.memory.report())
+}
+
+/// `200` with the report when the file was used, `422` when it was rejected
+/// (the running configuration stays).
+async fn reload(State(reloader): State<Arc<Reloader>>) -> impl IntoResponse {
+    let report = reloader.reload(Trigger::Api).await;
+    let status = match report.outcome {
+        Outcome::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::Applied | Outcome::Unchanged => StatusCode::OK,
+    };
+    (status, Json(report))
 }

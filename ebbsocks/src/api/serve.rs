@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::{ApiConfig, Secret};
+use crate::reload::Reloader;
 
 /// The largest request head hyper reads (request line and headers). Heads
 /// over [`super::guard::MAX_HEAD_BYTES`] but within this get a JSON `431`
@@ -41,6 +42,9 @@ pub struct ServeOptions {
     pub token: Option<Secret>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// Serves `POST /api/reload`, and takes the token from the
+    /// configuration in force instead of `token`.
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 impl ServeOptions {
@@ -49,6 +53,7 @@ impl ServeOptions {
             token: api.token.clone(),
             max_connections: api.max_connections,
             header_read_timeout: api.header_read_timeout(),
+            reloader: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use tokio::sync::Semaphore;
@@ -60,10 +61,9 @@ pub enum Verdict {
 /// The configured users, ready for verification.
 #[derive(Debug)]
 pub struct Authenticator {
-    method: AuthMethod,
-    /// username -> PHC string (validated at config load).
-    users: HashMap<String, String>,
-    decoys: Decoys,
+    /// Swapped whole by a reload; a login checks against the snapshot it
+    /// started with.
+    users: ArcSwap<Users>,
     throttle: FailureThrottle,
     /// Limits the log lines about throttled clients.
     throttle_logs: EventLimiter,
@@ -79,16 +79,8 @@ impl Authenticator {
 
     /// Like [`Authenticator::new`], with at most `permits` hashes at once.
     pub fn with_permits(config: &AuthConfig, permits: usize) -> Self {
-        let users = config
-            .users
-            .iter()
-            .map(|u| (u.username.clone(), u.password_hash.expose().to_owned()))
-            .collect();
-        let decoys = Decoys::new(config.users.iter().map(|u| u.password_hash.expose()));
         Self {
-            method: config.method,
-            users,
-            decoys,
+            users: ArcSwap::from_pointee(Users::new(config)),
             throttle: FailureThrottle::new(
                 config.max_failures_per_client,
                 config.failure_window(),
@@ -101,7 +93,13 @@ impl Authenticator {
     }
 
     pub fn requires_password(&self) -> bool {
-        self.method == AuthMethod::Userpass
+        self.users.load().method == AuthMethod::Userpass
+    }
+
+    /// Takes the method and users of `config` for logins that start from
+    /// now on (a reload). The failed-login budgets are kept as they are.
+    pub fn replace_users(&self, config: &AuthConfig) {
+        self.users.store(Arc::new(Users::new(config)));
     }
 
     /// Checks `username`/`password` for a client at `client`.
@@ -113,12 +111,13 @@ impl Authenticator {
                 return Verdict::Throttled;
             }
         };
+        let users = self.users.load_full();
         let known = std::str::from_utf8(username)
             .ok()
-            .and_then(|name| self.users.get(name));
+            .and_then(|name| users.by_name.get(name));
         let phc = match known {
             Some(phc) => phc.clone(),
-            None => self.decoys.for_name(username).to_owned(),
+            None => users.decoys.for_name(username).to_owned(),
         };
         let matched = self.check(phc, password.to_vec()).await;
         let accepted = matched && known.is_some();
@@ -156,6 +155,29 @@ impl Authenticator {
                 suppressed_before = suppressed,
                 "too many failed logins; refusing this client's logins until its window ends"
             );
+        }
+    }
+}
+
+/// The method and users of one configuration.
+#[derive(Debug)]
+struct Users {
+    method: AuthMethod,
+    /// username -> PHC string (validated at config load).
+    by_name: HashMap<String, String>,
+    decoys: Decoys,
+}
+
+impl Users {
+    fn new(config: &AuthConfig) -> Self {
+        Self {
+            method: config.method,
+            by_name: config
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), u.password_hash.expose().to_owned()))
+                .collect(),
+            decoys: Decoys::new(config.users.iter().map(|u| u.password_hash.expose())),
         }
     }
 }

@@ -83,7 +83,8 @@ fn decoys_copy_each_users_parameters() {
         ("dear", hash_with("b", 1024, 3)),
     ];
     let auth = Authenticator::new(&config(&users, 0));
-    let decoys = auth.decoys.all();
+    let current = auth.users.load();
+    let decoys = current.decoys.all();
     assert_eq!(decoys.len(), 2);
     for ((_, user_hash), decoy) in users.iter().zip(decoys) {
         assert!(parse_hash(decoy).is_ok(), "{decoy}");
@@ -92,9 +93,9 @@ fn decoys_copy_each_users_parameters() {
     }
     // The same name always maps to the same decoy; names spread over both.
     let picks: Vec<&str> = (0..64u8)
-        .map(|i| auth.decoys.for_name(&[b'u', i]))
+        .map(|i| current.decoys.for_name(&[b'u', i]))
         .collect();
-    assert_eq!(auth.decoys.for_name(b"u\x05"), picks[5]);
+    assert_eq!(current.decoys.for_name(b"u\x05"), picks[5]);
     assert!(picks.iter().any(|p| *p == decoys[0]) && picks.iter().any(|p| *p == decoys[1]));
 }
 
@@ -193,4 +194,38 @@ async fn a_client_over_its_budget_is_refused_without_hashing() {
         auth.verify(other, b"alice", b"secret").await,
         Verdict::Accepted
     );
+}
+
+#[tokio::test]
+async fn replaced_users_apply_to_the_next_login_and_keep_the_failure_budget() {
+    let alice = ("alice", hash_with("a-pass", 256, 1));
+    let bob = ("bob", hash_with("b-pass", 256, 1));
+    let auth = Authenticator::new(&config(&[alice.clone(), bob.clone()], 3));
+    assert_eq!(
+        auth.verify(CLIENT, b"bob", b"b-pass").await,
+        Verdict::Accepted
+    );
+    assert_eq!(
+        auth.verify(CLIENT, b"bob", b"wrong").await,
+        Verdict::Rejected
+    );
+    auth.replace_users(&config(&[alice.clone()], 3));
+    assert_eq!(
+        auth.verify(CLIENT, b"bob", b"b-pass").await,
+        Verdict::Rejected
+    );
+    assert_eq!(
+        auth.verify(CLIENT, b"alice", b"a-pass").await,
+        Verdict::Accepted
+    );
+    // The two failures before and after the swap count against one budget.
+    assert_eq!(auth.verify(CLIENT, b"x", b"y").await, Verdict::Rejected);
+    assert_eq!(
+        auth.verify(CLIENT, b"alice", b"a-pass").await,
+        Verdict::Throttled
+    );
+    let open = AuthConfig::default();
+    assert!(auth.requires_password());
+    auth.replace_users(&open);
+    assert!(!auth.requires_password());
 }

@@ -124,7 +124,10 @@ async fn establish(
     // Latency matters more than packet count for a proxy's small messages.
     let _ = client.set_nodelay(true);
 
-    let deadline = services.config.server.handshake_timeout();
+    // The settings in force when the client connected hold for its whole
+    // handshake, whatever a reload does meanwhile.
+    let config = services.config();
+    let deadline = config.server.handshake_timeout();
     let negotiated =
         match tokio::time::timeout(deadline, handshake::negotiate(&mut client, &services.auth))
             .await
@@ -134,7 +137,7 @@ async fn establish(
             Err(_) => return handshake_failed(services, &SessionError::HandshakeTimeout(deadline)),
         };
 
-    let access_log = services.config.logging.access_log;
+    let access_log = config.logging.access_log;
     let log = access_log.then(|| Box::new(SessionLog::new(peer, &negotiated, started)));
     let slot = match services.limits.admit(peer.ip(), negotiated.user.as_deref()) {
         Ok(slot) => slot,
@@ -254,7 +257,8 @@ const UPSTREAM_WRITE_FAILED: &str = "upstream_write_failed";
 
 /// The relay's timeouts, from the server configuration.
 fn relay_options(services: &Services) -> RelayOptions {
-    let server = &services.config.server;
+    let config = services.config();
+    let server = &config.server;
     RelayOptions {
         idle_timeout: server.idle_timeout(),
         half_close_timeout: server.half_close_timeout(),

@@ -5,10 +5,15 @@
 //! slot gives its count back when dropped, and a key whose count reaches
 //! zero leaves the map, so the maps never hold more keys than there are
 //! live sessions. With both limits at 0 nothing is tracked at all.
+//!
+//! A reload changes the limits in place ([`SessionLimits::set`]): sessions
+//! already counted stay counted, and a limit turned on from 0 counts the
+//! sessions that start after it (those already running were not tracked).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::stats::lock;
@@ -39,26 +44,29 @@ pub struct SessionLimits {
 /// Live sessions per key, under a limit (0 = unlimited, nothing tracked).
 #[derive(Debug)]
 struct Counted<K> {
-    limit: usize,
+    limit: AtomicUsize,
     live: Mutex<HashMap<K, usize>>,
 }
 
 impl<K: Hash + Eq + Clone> Counted<K> {
     fn new(limit: usize) -> Self {
         Self {
-            limit,
+            limit: AtomicUsize::new(limit),
             live: Mutex::new(HashMap::new()),
         }
     }
 
     fn tracks(&self) -> bool {
-        self.limit > 0
+        self.limit.load(Relaxed) > 0
     }
 
     fn try_take(&self, key: &K) -> bool {
+        let limit = self.limit.load(Relaxed);
         let mut live = lock(&self.live);
         let count = live.entry(key.clone()).or_insert(0);
-        if *count >= self.limit {
+        // 0 here means a reload turned the limit off after `tracks()`: the
+        // session is counted all the same, and its slot gives it back.
+        if limit > 0 && *count >= limit {
             return false;
         }
         *count += 1;
@@ -87,6 +95,14 @@ impl SessionLimits {
             clients: Counted::new(per_client),
             users: Counted::new(per_user),
         })
+    }
+
+    /// New limits for sessions that start from now on (a reload); running
+    /// sessions keep their slots, so a lowered limit refuses new sessions
+    /// until enough of them end.
+    pub fn set(&self, per_client: usize, per_user: usize) {
+        self.clients.limit.store(per_client, Relaxed);
+        self.users.limit.store(per_user, Relaxed);
     }
 
     /// A slot for one more session of `client` (and `user`), or the limit
@@ -218,5 +234,33 @@ mod tests {
         assert_eq!(limits.users.keys(), 3);
         drop(slots);
         assert_eq!(limits.clients.keys() + limits.users.keys(), 0);
+    }
+
+    #[test]
+    fn new_limits_apply_to_new_sessions_and_running_ones_keep_their_slots() {
+        let limits = SessionLimits::new(2, 0);
+        let first = limits.admit(A, None).expect("first");
+        let second = limits.admit(A, None).expect("second");
+        limits.set(1, 0);
+        // Both running sessions keep their slots; the lowered limit refuses
+        // new ones until the count is below it.
+        assert_eq!(limits.admit(A, None).unwrap_err(), LimitHit::PerClient);
+        drop(first);
+        assert_eq!(limits.admit(A, None).unwrap_err(), LimitHit::PerClient);
+        drop(second);
+        let third = limits.admit(A, None).expect("below the new limit");
+        // Turned off: nothing new is tracked, and the slot still counted
+        // gives its count back.
+        limits.set(0, 0);
+        assert!(limits.admit(A, None).expect("unlimited").is_none());
+        drop(third);
+        assert_eq!(limits.clients.keys(), 0);
+        // Turned on from 0: counts the sessions that start from now on.
+        limits.set(0, 1);
+        let _alice = limits.admit(A, Some("alice")).expect("first of alice");
+        assert_eq!(
+            limits.admit(B, Some("alice")).unwrap_err(),
+            LimitHit::PerUser
+        );
     }
 }

@@ -5,9 +5,11 @@
 
 mod bind;
 mod conn;
+pub mod connection_limit;
 pub mod fd_budget;
 mod handshake;
 pub mod limits;
+mod live;
 mod refusal;
 mod session;
 mod udp;
@@ -21,7 +23,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
@@ -34,12 +35,15 @@ use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
 use crate::upstream::pool::{Connector, Pool};
 use crate::upstream::resolve::Resolver;
+use connection_limit::ConnectionLimit;
 use limits::SessionLimits;
 
 /// Everything a connection needs, shared by all of them and by the HTTP API.
 #[derive(Debug)]
 pub struct Services {
-    pub config: Config,
+    /// The configuration in force: swapped whole by a reload, read without
+    /// locks through [`Services::config`].
+    config: ArcSwap<Config>,
     pub stats: Arc<Stats>,
     pub telemetry: Arc<Telemetry>,
     pub pool: Arc<Pool>,
@@ -58,6 +62,8 @@ pub struct Services {
     limits: Arc<SessionLimits>,
     /// Limits telemetry events about session limits being hit.
     limit_events: EventLimiter,
+    /// `server.max_connections`, resized in place by a reload.
+    connection_limit: ConnectionLimit,
 }
 
 impl Services {
@@ -105,14 +111,21 @@ impl Services {
                 config.access.max_sessions_per_user,
             ),
             limit_events: EventLimiter::new(10, Duration::from_secs(1)),
+            connection_limit: ConnectionLimit::new(config.server.max_connections),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
             resolver,
             telemetry,
             pool,
-            config,
+            config: ArcSwap::from_pointee(config),
         })
+    }
+
+    /// The configuration in force now. A caller that keeps the `Arc` (a
+    /// session, say) keeps this snapshot whatever a reload does meanwhile.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
     }
 
     /// The access rules in force now.
@@ -128,7 +141,7 @@ impl Services {
             return;
         }
         own.push(addr);
-        match self.config.compile_access(&own) {
+        match self.config().compile_access(&own) {
             Ok(rules) => self.access.store(Arc::new(rules)),
             // The same config compiled at load; only the addresses differ.
             Err(err) => warn!(%err, "access rules not rebuilt with the listening addresses"),
@@ -190,7 +203,7 @@ pub async fn serve(
     accepting.abort();
     let _ = accepting.await;
     tasks.close();
-    let grace = services.config.server.shutdown_grace();
+    let grace = services.config().server.shutdown_grace();
     let live = services.stats.connections_open();
     info!(live, ?grace, "stopped accepting; draining sessions");
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
@@ -209,7 +222,6 @@ async fn accept_loop(
     tasks: TaskTracker,
     force_close: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(services.config.server.max_connections));
     let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -223,7 +235,7 @@ async fn accept_loop(
             }
         };
         backoff.reset();
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let Some(permit) = services.connection_limit.try_acquire() else {
             services.stats.refused_max_connections();
             tracing::debug!(%peer, "over max_connections; closed");
             continue;
@@ -305,7 +317,7 @@ mod tests {
         let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
             .await
             .expect("connect");
-        let permit = Arc::new(Semaphore::new(1))
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
             .try_acquire_owned()
             .expect("permit");
         let peer = client.local_addr().expect("addr");

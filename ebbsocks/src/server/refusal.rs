@@ -22,7 +22,7 @@ impl Services {
         denial: &Denial,
     ) {
         self.stats.access_denied(&denial.rule);
-        if self.config.logging.access_log {
+        if self.config().logging.access_log {
             tracing::info!(
                 target: "ebbsocks::access",
                 client = %peer,

@@ -37,7 +37,7 @@ pub(super) async fn open<'s>(
     services: &'s Services,
     log: Option<Box<SessionLog>>,
 ) -> Option<UdpSession<'s>> {
-    let max = services.config.server.max_udp_associations;
+    let max = services.config().server.max_udp_associations;
     let Some(slot) = services.stats.udp.admit(max) else {
         let err = SessionError::UdpAssociationsFull(max);
         return connect_failed(services, &mut client, negotiated, err, log).await;
@@ -52,7 +52,7 @@ pub(super) async fn open<'s>(
     let bound = relay.local_addr().ok()?;
     // Behind NAT (or in a container) the local address is not the one the
     // client can send to; the operator says which is.
-    let advertised = match services.config.server.external_address {
+    let advertised = match services.config().server.external_address {
         Some(ip) => SocketAddr::new(ip, bound.port()),
         None => bound,
     };
@@ -106,7 +106,7 @@ impl<'s> Opened<'s> {
                     who,
                     resolver: &services.resolver,
                     stats: &services.stats,
-                    idle_timeout: services.config.server.udp_idle_timeout(),
+                    idle_timeout: services.config().server.udp_idle_timeout(),
                     on_denial: &on_denial,
                 },
                 self.relay,

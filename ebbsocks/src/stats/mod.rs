@@ -46,6 +46,10 @@ pub struct Stats {
     bind_peers_rejected: AtomicU64,
     /// UDP ASSOCIATE: associations, datagrams and drops (see `udp.rs`).
     pub udp: UdpStats,
+    /// Configuration reloads (SIGHUP or `POST /api/reload`) by outcome:
+    /// `applied`, `unchanged` (the file said what runs already) or
+    /// `rejected` (the file could not be used; the running one stays).
+    reloads: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -67,6 +71,7 @@ pub struct StatsSnapshot {
     pub bind_requests: u64,
     pub bind_peers_rejected: u64,
     pub udp: UdpSnapshot,
+    pub reloads: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -151,6 +156,11 @@ impl Stats {
             .fetch_add(upstream_to_client, Relaxed);
     }
 
+    /// A configuration reload ended with `outcome` (a static label).
+    pub fn reload_finished(&self, outcome: &'static str) {
+        bump(&self.reloads, outcome);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             connections_accepted: self.connections_accepted.load(Relaxed),
@@ -168,6 +178,7 @@ impl Stats {
             bind_requests: self.bind_requests.load(Relaxed),
             bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
             udp: self.udp.snapshot(),
+            reloads: lock(&self.reloads).clone(),
         }
     }
 }

@@ -83,7 +83,7 @@ pub(in crate::server) async fn serve(
     };
     let advertised = SocketAddr::new(
         services
-            .config
+            .config()
             .server
             .external_address
             .unwrap_or(local.ip()),
@@ -115,7 +115,7 @@ pub(in crate::server) async fn serve(
     // Bytes the client sends while waiting join those that came with its
     // request; the peer receives them first.
     let mut early = std::mem::take(&mut negotiated.early_data);
-    let timeout = services.config.server.bind_timeout();
+    let timeout = services.config().server.bind_timeout();
     let accepted = wait::accept_peer(listener, &mut client, timeout, &mut early, admit).await;
     negotiated.early_data = early;
     let (inbound, from) = match accepted {
