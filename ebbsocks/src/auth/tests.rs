@@ -209,7 +209,7 @@ async fn replaced_users_apply_to_the_next_login_and_keep_the_failure_budget() {
         auth.verify(CLIENT, b"bob", b"wrong").await,
         Verdict::Rejected
     );
-    auth.replace_users(&config(&[alice.clone()], 3));
+    auth.replace_users(&config(std::slice::from_ref(&alice), 3));
     assert_eq!(
         auth.verify(CLIENT, b"bob", b"b-pass").await,
         Verdict::Rejected

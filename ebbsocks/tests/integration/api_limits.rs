@@ -18,6 +18,7 @@ fn options(max_connections: usize, header_read_timeout: Duration) -> ServeOption
         token: None,
         max_connections,
         header_read_timeout,
+        ..ServeOptions::default()
     }
 }
 

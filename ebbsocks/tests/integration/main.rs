@@ -15,6 +15,7 @@ mod limits;
 mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
+mod reload;
 mod session_ends;
 mod session_limits;
 mod slowloris;

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -27,6 +28,12 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// Log lines printed before the server said it was listening.
     pub startup_log: Vec<String>,
+    /// The configuration file it runs on (kept until the process is dropped,
+    /// so a reload can re-read it).
+    pub config_path: PathBuf,
+    /// Log lines printed after the "listening" one, as they come.
+    pub log: mpsc::Receiver<String>,
+    dir: PathBuf,
 }
 
 impl ServerProcess {
@@ -48,11 +55,7 @@ impl ServerProcess {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("server.toml");
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\
-             [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n{extra}"
-        );
-        std::fs::write(&config, text).expect("write config");
+        std::fs::write(&config, config_text(extra)).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ebbsocks"));
         command
             .arg("--config")
@@ -75,14 +78,17 @@ impl ServerProcess {
             }
         });
         let found = wait_for_listening(&lines, START_DEADLINE);
-        std::fs::remove_dir_all(dir).expect("cleanup");
         match found {
             Ok((addr, startup_log)) => Self {
                 child,
                 addr,
                 startup_log,
+                config_path: config,
+                log: lines,
+                dir,
             },
             Err(why) => {
+                std::fs::remove_dir_all(dir).expect("cleanup");
                 let _ = child.kill();
                 let _ = wait_until(&mut child, Instant::now() + EXIT_DEADLINE);
                 panic!("ebbsocks did not start: {why}");
@@ -123,7 +129,18 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         // SIGKILL cannot be caught, so this is quick; bounded all the same.
         let _ = wait_until(&mut self.child, Instant::now() + EXIT_DEADLINE);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The configuration [`ServerProcess::start`] writes: port 0, JSON logs at
+/// `info` without an access log, then `extra` (tables other than
+/// `[server]` and `[logging]`).
+pub fn config_text(extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n{extra}"
+    )
 }
 
 /// Reads log lines until the "listening" one, the end of stderr or the

@@ -1,0 +1,151 @@
+//! Hot reload: the real binary re-reading its file on SIGHUP and on
+//! `POST /api/reload` (`process.rs`), and reloads into an in-process server
+//! where the test needs to look inside (`in_process.rs`).
+
+mod in_process;
+mod process;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::process::ServerProcess;
+use crate::common::*;
+
+/// How long a reload may take to show in the log of a debug build on a
+/// busy machine.
+const RELOAD_DEADLINE: Duration = Duration::from_secs(20);
+
+/// An argon2id hash with cheap parameters: logins in a debug build stay fast.
+fn cheap_hash(password: &str) -> String {
+    let params = Params::new(256, 1, 1, None).expect("params");
+    let salt = SaltString::generate(&mut rand_core::OsRng);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hashing works")
+        .to_string()
+}
+
+/// `[auth]` with these users, each with password `<name>-pw`.
+fn users_toml(names: &[&str]) -> String {
+    let mut text = String::from("[auth]\nmethod = \"userpass\"\n");
+    for name in names {
+        let hash = cheap_hash(&format!("{name}-pw"));
+        text += &format!("[[auth.users]]\nusername = \"{name}\"\npassword_hash = \"{hash}\"\n");
+    }
+    text
+}
+
+impl ServerProcess {
+    fn rewrite_config(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("rewrite the config file");
+    }
+
+    fn hangup(&self) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits");
+        // SAFETY: kill(2) with a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0, "kill -HUP");
+    }
+
+    /// The next log line whose message starts with `message`; fails the
+    /// test after [`RELOAD_DEADLINE`]. Returns it with the lines before it.
+    fn wait_for_log(&self, message: &str) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + RELOAD_DEADLINE;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.log.recv_timeout(left).unwrap_or_else(|err| {
+                panic!("no log line {message:?} ({err}); it printed: {before:#?}")
+            });
+            let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+            let text = entry["fields"]["message"].as_str().unwrap_or("");
+            if text.starts_with(message) {
+                return (entry, before);
+            }
+            before.push(entry);
+        }
+    }
+
+    /// Sends SIGHUP and waits for the reload's log line (its outcome).
+    fn reload_by_signal(&self, text: &str, expect: &str) -> Value {
+        self.rewrite_config(text);
+        self.hangup();
+        let (line, _) = tokio::task::block_in_place(|| self.wait_for_log(expect));
+        line
+    }
+
+    /// The API address, from the line the server logged at startup.
+    fn api_addr(&self) -> SocketAddr {
+        self.startup_log
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| entry["fields"]["message"] == "HTTP API listening")
+            .and_then(|entry| entry["fields"]["addr"].as_str()?.parse().ok())
+            .expect("the server logged its API address")
+    }
+}
+
+/// A plain HTTP/1.1 request without a body; returns (status, JSON body).
+async fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut stream = within(TcpStream::connect(addr)).await.expect("connect api");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    within(stream.write_all(request.as_bytes()))
+        .await
+        .expect("send");
+    let mut response = Vec::new();
+    within(stream.read_to_end(&mut response))
+        .await
+        .expect("response");
+    let text = String::from_utf8(response).expect("utf-8 response");
+    let status = text[9..12].parse().expect("status code");
+    let (_, body) = text.split_once("\r\n\r\n").expect("header end");
+    (status, serde_json::from_str(body).expect("JSON body"))
+}
+
+/// Greets offering user/password and logs in; returns the stream and the
+/// status byte (0 = accepted).
+async fn login(proxy: SocketAddr, user: &str, pass: &str) -> (TcpStream, u8) {
+    let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
+    let choice = greet(&mut stream, &[0x05, 0x01, 0x02]).await;
+    assert_eq!(choice, [0x05, 0x02], "the server must pick user/password");
+    let mut message = vec![0x01, user.len() as u8];
+    message.extend_from_slice(user.as_bytes());
+    message.push(pass.len() as u8);
+    message.extend_from_slice(pass.as_bytes());
+    within(stream.write_all(&message))
+        .await
+        .expect("credentials");
+    let mut status = [0u8; 2];
+    within(stream.read_exact(&mut status))
+        .await
+        .expect("login status");
+    (stream, status[1])
+}
+
+/// A CONNECT on a stream past its method negotiation; returns the reply code.
+async fn request_connect(stream: &mut TcpStream, target: SocketAddr) -> u8 {
+    let mut request = vec![0x05, 0x01, 0x00];
+    request.extend_from_slice(&atyp_for(target));
+    within(stream.write_all(&request)).await.expect("request");
+    read_reply(stream).await.0
+}
+
+/// Sends `data` and reads the echo of it.
+async fn echo_round(stream: &mut TcpStream, data: &[u8]) {
+    within(stream.write_all(data)).await.expect("write");
+    let mut back = vec![0u8; data.len()];
+    within(stream.read_exact(&mut back)).await.expect("echo");
+    assert_eq!(back, data);
+}
