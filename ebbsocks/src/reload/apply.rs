@@ -4,6 +4,7 @@
 use super::plan::Plan;
 use crate::config::PoolConfig;
 use crate::logging::LogLevel;
+use crate::server::fd_budget::FdBudget;
 use crate::server::Services;
 
 /// Whether a reload changes `[server.pool]` in place. The pool is built with
@@ -37,6 +38,12 @@ pub(super) fn apply(
             ),
         }
     }
+    if changed("server.max_connections") {
+        let budget = FdBudget::for_config(&plan.next);
+        if let Some(shortfall) = open_files_limit().and_then(|limit| budget.check(limit)) {
+            notes.push(format!("server.max_connections: {shortfall}"));
+        }
+    }
     if POOL_IN_PLACE && plan.changed.iter().any(|c| c.starts_with("server.pool.")) {
         apply_pool(services, &plan.next.server.pool);
     }
@@ -53,4 +60,16 @@ fn apply_pool(services: &Services, next: &PoolConfig) {
         wanted = ?next,
         "the pool cannot take new settings in place; they apply at the next start"
     );
+}
+
+/// The open-files soft limit in force (`None` when unknown or unlimited):
+/// a larger `server.max_connections` may need more than it allows.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed in.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (read && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }

@@ -132,3 +132,18 @@ async fn a_running_session_keeps_its_timeouts_snapshot() {
     assert_eq!(before.server.handshake_timeout_secs, 10);
     assert_eq!(server.services.config().server.handshake_timeout_secs, 3);
 }
+
+#[tokio::test]
+async fn a_connection_limit_beyond_the_open_files_limit_is_noted() {
+    let (_server, reloader, file) = start("").await;
+    // Twenty million descriptors: above any open-files limit Linux allows.
+    let report = reload(&reloader, &file, "[server]\nmax_connections = 10000000\n").await;
+    assert!(
+        report.notes.iter().any(|note| note
+            .starts_with("server.max_connections: the open-files limit (RLIMIT_NOFILE) is")),
+        "{:?}",
+        report.notes
+    );
+    let report = reload(&reloader, &file, "[server]\nmax_connections = 10\n").await;
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+}
