@@ -14,7 +14,7 @@ use crate::config::Secret;
 use crate::reload::Reloader;
 
 /// Request line plus headers, as counted by [`head_size`]. Generous for any
-/// client of a GET-only API; a bigger head is refused with `431`.
+/// client of this API (no route takes a body); a bigger head is refused with `431`.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// An error as `{"error": "..."}` with its status code.

@@ -31,6 +31,15 @@ pub enum Trigger {
     Api,
 }
 
+impl Trigger {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Trigger::Sighup => "sighup",
+            Trigger::Api => "api",
+        }
+    }
+}
+
 /// How a reload ended; also its counter label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -168,19 +177,19 @@ impl Reloader {
             .map(|r| r.key.as_str())
             .collect();
         let file = report.file.as_ref().map(|f| f.display().to_string());
-        let trigger = report.trigger;
+        let trigger = report.trigger.label();
         let (severity, message) = match report.outcome {
             Outcome::Rejected => {
                 let error = report.error.as_deref().unwrap_or("");
-                tracing::error!(?trigger, %error, "configuration reload rejected; the running configuration stays");
+                tracing::error!(trigger, %error, "configuration reload rejected; the running configuration stays");
                 (Severity::Error, "configuration reload rejected")
             }
             Outcome::Unchanged => {
-                tracing::info!(?trigger, "configuration reloaded: nothing changed");
+                tracing::info!(trigger, "configuration reloaded: nothing changed");
                 (Severity::Info, "configuration unchanged")
             }
             Outcome::Applied => {
-                tracing::info!(?trigger, changed = ?report.changed, "configuration reloaded");
+                tracing::info!(trigger, changed = ?report.changed, "configuration reloaded");
                 (Severity::Info, "configuration reloaded")
             }
         };
