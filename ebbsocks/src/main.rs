@@ -132,10 +132,13 @@ async fn serve(
         });
     }
 
+    // Installed before the server says it listens: a SIGTERM sent as soon as
+    // it does must find the handler, not the default action (exit at once).
+    let stop_signals = watch_stop_signals();
     tracing::info!(addr = %listener.local_addr()?, "SOCKS proxy listening");
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop_signals.await;
         signal.cancel();
     });
     server::serve(listener, services, shutdown.cancelled_owned()).await?;
@@ -187,19 +190,24 @@ fn warn_if_open_files_too_low(limit: Option<u64>, config: &Config) {
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn wait_for_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes when
+/// either signal arrives.
+fn watch_stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!(%err, "cannot watch SIGTERM; only SIGINT stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let interrupt = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let (mut interrupt, mut term) = match (interrupt, term) {
+            (Ok(interrupt), Ok(term)) => (interrupt, term),
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(%err, "cannot watch SIGINT/SIGTERM; falling back to ctrl-c only");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
