@@ -218,6 +218,19 @@ mod tests {
     }
 
     #[test]
+    fn reloads_are_counted_by_outcome() {
+        let stats = Stats::new();
+        assert!(stats.snapshot().reloads.is_empty());
+        stats.reload_finished("applied");
+        stats.reload_finished("rejected");
+        stats.reload_finished("applied");
+        let reloads = stats.snapshot().reloads;
+        assert_eq!(reloads.get("applied"), Some(&2));
+        assert_eq!(reloads.get("rejected"), Some(&1));
+        assert_eq!(reloads.len(), 2);
+    }
+
+    #[test]
     fn failures_are_counted_by_reason() {
         let stats = Stats::new();
         stats.handshake_failed("timeout");

@@ -124,6 +124,27 @@ async fn a_reload_without_a_file_is_rejected_and_counted() {
 }
 
 #[tokio::test]
+async fn a_new_handshake_timeout_applies_to_the_next_connection() {
+    let (server, reloader, file) = start("[server]\nhandshake_timeout_secs = 30\n").await;
+    // Connected before the reload: keeps the 30 s it started with.
+    let mut before = within(TcpStream::connect(server.addr)).await.expect("tcp");
+    eventually(|| server.services.stats.connections_open() == 1).await;
+    reload(&reloader, &file, "[server]\nhandshake_timeout_secs = 1\n").await;
+    let mut after = within(TcpStream::connect(server.addr)).await.expect("tcp");
+    let started = std::time::Instant::now();
+    assert!(
+        closed_by_peer(&mut after).await,
+        "closed by the new 1 s deadline"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server
+        .handshake_failures_reach("handshake_timeout", 1)
+        .await;
+    // The earlier connection is still waiting under its own deadline.
+    assert!(!closed_within(&mut before, Duration::from_millis(200)).await);
+}
+
+#[tokio::test]
 async fn a_running_session_keeps_its_timeouts_snapshot() {
     let (server, reloader, file) = start("[server]\nhandshake_timeout_secs = 10\n").await;
     let before = server.services.config();
