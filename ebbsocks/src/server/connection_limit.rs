@@ -6,7 +6,7 @@
 //! connections end: the open connections above the new size are served to
 //! their end, and new ones are refused until the count is below it.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,6 +21,9 @@ pub struct ConnectionLimit {
     size: AtomicUsize,
     /// Permits still to take back after a shrink.
     debt: Mutex<usize>,
+    /// Whether `debt` is above 0, so that accept, in the usual case of no
+    /// debt, reads one atomic and takes no lock.
+    owing: AtomicBool,
 }
 
 impl ConnectionLimit {
@@ -29,6 +32,7 @@ impl ConnectionLimit {
             permits: Arc::new(Semaphore::new(size)),
             size: AtomicUsize::new(size),
             debt: Mutex::new(0),
+            owing: AtomicBool::new(false),
         }
     }
 
@@ -57,17 +61,22 @@ impl ConnectionLimit {
         } else {
             *debt += old - size;
         }
+        self.owing.store(*debt > 0, Relaxed);
         drop(debt);
         self.pay_debt();
     }
 
-    /// Takes back free permits owed after a shrink. Cheap when nothing is
-    /// owed, which is nearly always.
+    /// Takes back free permits owed after a shrink. One atomic read when
+    /// nothing is owed, which is nearly always.
     fn pay_debt(&self) {
+        if !self.owing.load(Relaxed) {
+            return;
+        }
         let mut debt = lock(&self.debt);
         if *debt > 0 {
             *debt -= self.permits.forget_permits(*debt);
         }
+        self.owing.store(*debt > 0, Relaxed);
     }
 }
 
