@@ -20,7 +20,9 @@
 //!                udp.rs the control side of UDP ASSOCIATE, session.rs counts
 //!                every granted session to its end, limits.rs the per-client
 //!                and per-user session limits, refusal.rs what a refusal
-//!                records, fd_budget.rs the open-files check at startup
+//!                records, fd_budget.rs the open-files check at startup,
+//!                live.rs puts a reloaded config in force, connection_limit.rs
+//!                is max_connections (resized in place)
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer idle or stalled

@@ -118,7 +118,9 @@ impl Reloader {
     }
 
     /// Reads the file and puts it in force; logs, records and counts the
-    /// outcome.
+    /// outcome. Changes are made in one synchronous step after the last
+    /// await, so a caller that gives up (an API client that disconnects)
+    /// either changed everything or nothing.
     pub async fn reload(&self, trigger: Trigger) -> ReloadReport {
         let _one = self.one_at_a_time.lock().await;
         let mut report = ReloadReport {
@@ -133,6 +135,10 @@ impl Reloader {
         if let Err(error) = self.try_reload(&mut report).await {
             report.outcome = Outcome::Rejected;
             report.error = Some(error);
+            // Nothing changed, whatever the comparison had found.
+            report.changed.clear();
+            report.restart_needed.clear();
+            report.notes.clear();
         }
         self.record(&report);
         report

@@ -1,7 +1,9 @@
 //! The SOCKS listener: accept loop, connection limit, graceful shutdown.
 //! `conn.rs` is one client's way through the server; `handshake.rs` reads
 //! its greeting, credentials and request; `fd_budget.rs` says how many
-//! descriptors a configuration needs (checked by `main` at startup).
+//! descriptors a configuration needs (checked by `main` at startup);
+//! `live.rs` puts a reloaded configuration in force, and
+//! `connection_limit.rs` is `max_connections`, resizable in place.
 
 mod bind;
 mod conn;
