@@ -317,3 +317,22 @@ async fn a_log_level_change_takes_effect() {
     let (line, _) = tokio::task::block_in_place(|| server.wait_for_log("handshake failed"));
     assert_eq!(line["level"], "DEBUG", "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_added_by_a_reload_protects_an_api_that_had_none() {
+    let server = ServerProcess::start(API);
+    let api = server.api_addr();
+    let (status, _) = http_json(api, "GET", "/api/stats", None).await;
+    assert_eq!(status, 200, "no token configured yet");
+    server.rewrite_config(&config_text(&format!("{API}token = \"fresh\"\n")));
+    let (status, report) = http_json(api, "POST", "/api/reload", None).await;
+    assert_eq!((status, report["outcome"].as_str()), (200, Some("applied")));
+    let (status, _) = http_json(api, "GET", "/api/stats", None).await;
+    assert_eq!(status, 401, "the token now protects the API");
+    let (status, _) = http_json(api, "POST", "/api/reload", None).await;
+    assert_eq!(status, 401, "reloading too");
+    let (status, _) = http_json(api, "GET", "/api/stats", Some("fresh")).await;
+    assert_eq!(status, 200);
+    let (status, _) = http_json(api, "GET", "/healthz", None).await;
+    assert_eq!(status, 200, "health stays open");
+}
