@@ -32,8 +32,10 @@ use crate::config::Config;
 use crate::memory::MemoryMonitor;
 use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
-use crate::upstream::pool::{Connector, Pool};
+use crate::upstream::connect::ConnectPolicy;
+use crate::upstream::pool::{Connector, Pool, TcpConnector};
 use crate::upstream::resolve::Resolver;
+use crate::upstream::socket_options::SocketOptions;
 use limits::SessionLimits;
 
 /// Everything a connection needs, shared by all of them and by the HTTP API.
@@ -46,6 +48,9 @@ pub struct Services {
     pub memory: Arc<MemoryMonitor>,
     auth: Authenticator,
     resolver: Resolver,
+    /// Deadline, Happy Eyeballs and socket options of every upstream
+    /// connect; its socket options also go on every client socket.
+    connect_policy: ConnectPolicy,
     /// The compiled `[access]` rules. Swapped whole, read without locks; a
     /// session keeps the snapshot it started with.
     access: ArcSwap<AccessRules>,
@@ -64,7 +69,7 @@ impl Services {
     /// Must be called inside a tokio runtime: the pool starts its cleanup task.
     pub fn new(config: Config) -> Arc<Self> {
         let telemetry = Arc::new(Telemetry::default());
-        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        let pool = configured_pool(&config, &telemetry);
         Self::assemble(config, telemetry, pool)
     }
 
@@ -79,12 +84,13 @@ impl Services {
     /// Like [`Services::new`], with names resolved by `resolver`.
     pub fn with_resolver(config: Config, resolver: Resolver) -> Arc<Self> {
         let telemetry = Arc::new(Telemetry::default());
-        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        let pool = configured_pool(&config, &telemetry);
         Self::assemble_with(config, telemetry, pool, resolver)
     }
 
     fn assemble(config: Config, telemetry: Arc<Telemetry>, pool: Arc<Pool>) -> Arc<Self> {
-        Self::assemble_with(config, telemetry, pool, Resolver::from_system())
+        let resolver = Resolver::from_config(&config.upstream.dns);
+        Self::assemble_with(config, telemetry, pool, resolver)
     }
 
     fn assemble_with(
@@ -109,6 +115,7 @@ impl Services {
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
             resolver,
+            connect_policy: ConnectPolicy::from_config(&config),
             telemetry,
             pool,
             config,
@@ -134,6 +141,16 @@ impl Services {
             Err(err) => warn!(%err, "access rules not rebuilt with the listening addresses"),
         }
     }
+}
+
+/// The pool, connecting with the session socket options of `config`.
+fn configured_pool(config: &Config, telemetry: &Arc<Telemetry>) -> Arc<Pool> {
+    let connector = TcpConnector::new(SocketOptions::from_config(config));
+    Pool::with_connector(
+        config.server.pool.clone(),
+        telemetry.clone(),
+        Arc::new(connector),
+    )
 }
 
 /// Pending connections the kernel may queue before `accept`. A spike arrives

@@ -135,7 +135,7 @@ impl Pool {
     /// A pool that connects with [`TcpConnector`]. Spawns the cleanup task
     /// when enabled, so it must be called within a tokio runtime.
     pub fn new(config: PoolConfig, telemetry: Arc<Telemetry>) -> Arc<Pool> {
-        Self::with_connector(config, telemetry, Arc::new(TcpConnector))
+        Self::with_connector(config, telemetry, Arc::new(TcpConnector::default()))
     }
 
     pub fn with_connector(
