@@ -177,6 +177,83 @@ fn apply(options: &mut ResolverOpts, config: &DnsConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NameServer;
+    use tokio::net::UdpSocket;
+
+    /// A name server on loopback that answers every query with `rcode` and
+    /// no records, or never answers (`None`).
+    async fn fake_name_server(rcode: Option<u8>) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+                if let Some(rcode) = rcode {
+                    let _ = socket
+                        .send_to(&empty_answer(&buf[..len], rcode), from)
+                        .await;
+                }
+            }
+        });
+        addr
+    }
+
+    /// The answer to `query` with response code `rcode` and no records: the
+    /// query's ID and question, QR and RD/RA set.
+    fn empty_answer(query: &[u8], rcode: u8) -> Vec<u8> {
+        // The question: QNAME's labels up to the root, then QTYPE, QCLASS.
+        let mut end = 12;
+        while query[end] != 0 {
+            end += 1 + usize::from(query[end]);
+        }
+        end += 1 + 4;
+        let mut answer = query[..2].to_vec();
+        answer.extend_from_slice(&[0x81, 0x80 | rcode, 0, 1, 0, 0, 0, 0, 0, 0]);
+        answer.extend_from_slice(&query[12..end]);
+        answer
+    }
+
+    fn resolver_at(server: SocketAddr) -> Resolver {
+        Resolver::from_config(&DnsConfig {
+            nameservers: vec![NameServer(server)],
+            timeout_ms: 300,
+            attempts: 1,
+            ..DnsConfig::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn failures_are_told_apart_by_kind() {
+        let cases = [
+            (Some(3), ResolveKind::NotFound),
+            (Some(0), ResolveKind::NoAddresses),
+            (Some(2), ResolveKind::Failed),
+            (None, ResolveKind::Timeout),
+        ];
+        for (rcode, kind) in cases {
+            let resolver = resolver_at(fake_name_server(rcode).await);
+            let target = TargetAddr::Domain("nothing-here.test".into(), 80);
+            let lookup = tokio::time::timeout(Duration::from_secs(10), resolver.resolve(&target));
+            let failure = lookup
+                .await
+                .expect("the lookup ends within its timeouts")
+                .expect_err("no address");
+            assert_eq!(failure.kind, kind, "rcode {rcode:?}: {failure}");
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_has_both_families_ipv4_first() {
+        let resolver = Resolver::from_system();
+        let addrs = resolver
+            .resolve(&TargetAddr::Domain("localhost".into(), 80))
+            .await
+            .expect("localhost resolves");
+        let v4: SocketAddr = "127.0.0.1:80".parse().expect("valid");
+        let v6: SocketAddr = "[::1]:80".parse().expect("valid");
+        assert!(addrs.contains(&v4) && addrs.contains(&v6), "{addrs:?}");
+        assert!(addrs[0].is_ipv4(), "{addrs:?}");
+    }
 
     #[tokio::test]
     async fn ip_targets_need_no_lookup() {
