@@ -21,8 +21,11 @@
 //!                every granted session to its end, limits.rs the per-client
 //!                and per-user session limits, refusal.rs what a refusal
 //!                records, fd_budget.rs the open-files check at startup
-//! upstream/      resolve (async DNS), connect (each address in turn), pool of
-//!                pristine connections
+//! upstream/      resolve (async DNS, failure kinds), connect (one deadline
+//!                from resolving to connected), happy_eyeballs (the staggered
+//!                race over a name's addresses), socket_options (nodelay,
+//!                keepalive, outbound address of every session socket), pool
+//!                of pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer idle or stalled
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread

@@ -150,7 +150,7 @@ mod tests {
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        assert_eq!(read_back(&accepted).0, false, "nodelay starts off");
+        assert!(!read_back(&accepted).0, "nodelay starts off");
         let on = SocketOptions {
             keepalive: Some(TIMING),
             bind_address: None,
