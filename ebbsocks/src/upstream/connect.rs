@@ -98,7 +98,9 @@ pub async fn connect(
             "no address of the family of upstream.bind_address",
         )));
     }
-    let order = attempt_order(&reachable, policy.prefer, policy.max_addresses);
+    let mut order = attempt_order(&reachable, policy.prefer, usize::MAX);
+    warm_first(&mut order, |addr| pool.has_idle(addr));
+    order.truncate(policy.max_addresses);
     let attempts = race(&order, policy.attempt_delay, |addr| async move {
         let result = pool.get(addr).await;
         if let Err(err) = &result {
@@ -118,6 +120,14 @@ pub async fn connect(
             ),
         ))),
     }
+}
+
+/// Moves the addresses with a warm pooled connection to the front, each
+/// group keeping its order: a hit answers at once, so it should not wait
+/// behind an attempt that may hang.
+fn warm_first(order: &mut [SocketAddr], warm: impl Fn(SocketAddr) -> bool) {
+    // Stable: `false` (warm) sorts before `true`.
+    order.sort_by_key(|addr| !warm(*addr));
 }
 
 /// [`allowed_addresses`] by `deadline`; past it, a resolve timeout.
@@ -174,5 +184,32 @@ pub async fn allowed_addresses(
     match first_denial {
         Some(denial) if allowed.is_empty() => Err(SessionError::Denied(denial)),
         _ => Ok(allowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_addresses_go_first_and_both_groups_keep_their_order() {
+        let addr = |text: &str| text.parse::<SocketAddr>().expect("valid");
+        let mut order = vec![
+            addr("[2001:db8::1]:80"),
+            addr("192.0.2.1:80"),
+            addr("[2001:db8::2]:80"),
+            addr("192.0.2.2:80"),
+        ];
+        let warm = [order[1], order[3]];
+        warm_first(&mut order, |a| warm.contains(&a));
+        assert_eq!(
+            order,
+            vec![
+                addr("192.0.2.1:80"),
+                addr("192.0.2.2:80"),
+                addr("[2001:db8::1]:80"),
+                addr("[2001:db8::2]:80"),
+            ]
+        );
     }
 }

@@ -202,6 +202,14 @@ impl Pool {
         }
     }
 
+    /// Whether `dest` has an idle connection now (a checkout would most
+    /// likely hit). Read-only: counts nothing, probes nothing. The connect
+    /// step tries such addresses first.
+    pub fn has_idle(&self, dest: SocketAddr) -> bool {
+        let node = read(&self.dests).get(&dest).cloned();
+        node.is_some_and(|node| !node.lock().idle.is_empty())
+    }
+
     pub fn config(&self) -> &PoolConfig {
         &self.config
     }

@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ebbsocks::config::Config;
+use ebbsocks::server::Services;
+use ebbsocks::upstream::resolve::Resolver;
 use tokio::net::TcpSocket;
 
 use super::*;
@@ -99,5 +102,62 @@ async fn an_unanswering_preferred_family_costs_one_attempt_delay() {
     assert!(
         waited < Duration::from_secs(10),
         "the fallback waited for the connect deadline: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_warm_pooled_address_goes_before_a_silent_preferred_one() {
+    // ::1 never answers; 127.0.0.1 accepts (its peer reports are dropped).
+    let (_silent, (v4, _)) = on_one_port(
+        async |port| {
+            let silent = Unanswering::at(SocketAddr::new(ip("::1"), port)).await?;
+            Ok((silent.addr.port(), silent))
+        },
+        async |port| reporting_listener(SocketAddr::new(ip("127.0.0.1"), port)).await,
+    )
+    .await;
+    let config = Config::from_toml(
+        "[server.pool]\nenabled = true\nconnect_timeout_ms = 20000\n\
+         [upstream]\nattempt_delay_ms = 700\n",
+        std::path::Path::new("test.toml"),
+    )
+    .expect("valid");
+    let resolver =
+        Resolver::from_system().with_fixed("dual.test", vec![ip("::1"), ip("127.0.0.1")]);
+    let server = TestServer::start_with(Services::with_resolver(config, resolver)).await;
+    let pool = server.services.pool.clone();
+    // A few CONNECTs make 127.0.0.1 in demand, whatever the warm-up rule;
+    // each waits behind the silent ::1 for the attempt delay.
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let (stream, code) = connect_by_name(server.addr, "dual.test", v4.port()).await;
+        assert_eq!(code, 0x00);
+        sessions.push(stream);
+        let warmed = async {
+            while !pool.has_idle(v4) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), warmed)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+    }
+    assert!(pool.has_idle(v4), "the pool never warmed {v4}");
+    let hits = pool.stats().pool_hits;
+    let started = Instant::now();
+    let (_stream, code) = connect_by_name(server.addr, "dual.test", v4.port()).await;
+    let waited = started.elapsed();
+    assert_eq!(code, 0x00);
+    assert_eq!(
+        pool.stats().pool_hits,
+        hits + 1,
+        "served by the warm connection"
+    );
+    assert!(
+        waited < Duration::from_millis(600),
+        "the hit waited behind the silent ::1 ({waited:?}; attempt delay 700 ms)"
     );
 }
