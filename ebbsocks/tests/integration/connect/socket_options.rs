@@ -69,3 +69,33 @@ async fn upstream_connections_come_from_the_bind_address() {
         eventually(|| connect_failures(&server, "host_unreachable") == 1).await;
     }
 }
+
+#[tokio::test]
+async fn a_bind_listens_on_the_bind_address_and_its_peer_gets_the_options() {
+    let server = TestServer::start_toml(
+        "[upstream]\nbind_address = \"127.0.0.2\"\n\
+         [server.keepalive]\nidle_secs = 37\ninterval_secs = 11\ncount = 5\n",
+    )
+    .await;
+    let expected = "127.0.0.1:0".parse().expect("addr");
+    let (mut control, code, listening) =
+        crate::bind::socks5_bind(server.addr, &atyp_for(expected), b"").await;
+    assert_eq!(code, 0x00, "first reply");
+    assert_eq!(
+        listening.ip(),
+        ip("127.0.0.2"),
+        "BIND listens on the outbound address"
+    );
+    // The awaited peer, from 127.0.0.1 as the request said.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(expected).expect("bind the peer");
+    let peer = within(socket.connect(listening))
+        .await
+        .expect("peer connects");
+    let (code, _) = read_reply(&mut control).await;
+    assert_eq!(code, 0x00, "second reply");
+    let proxy_side = socket_between(listening, peer.local_addr().expect("addr"))
+        .expect("the proxy's socket for the BIND peer");
+    let configured = Some((Duration::from_secs(37), Duration::from_secs(11), 5));
+    assert_eq!(options_of(&proxy_side), (true, configured));
+}
