@@ -161,3 +161,29 @@ async fn a_warm_pooled_address_goes_before_a_silent_preferred_one() {
         "the hit waited behind the silent ::1 ({waited:?}; attempt delay 700 ms)"
     );
 }
+
+#[tokio::test]
+async fn no_more_addresses_are_tried_than_max_addresses() {
+    // 127.0.0.1 refuses (bound, not listening); 127.0.0.2 accepts.
+    let (_refuser, (open, _)) = on_one_port(
+        async |port| {
+            let socket = TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip("127.0.0.1"), port))?;
+            Ok((socket.local_addr()?.port(), socket))
+        },
+        async |port| reporting_listener(SocketAddr::new(ip("127.0.0.2"), port)).await,
+    )
+    .await;
+    for (max, expected) in [(1, 0x05), (2, 0x00)] {
+        let config = Config::from_toml(
+            &format!("[upstream]\nmax_addresses = {max}\n"),
+            std::path::Path::new("test.toml"),
+        )
+        .expect("valid");
+        let resolver =
+            Resolver::from_system().with_fixed("two.test", vec![ip("127.0.0.1"), ip("127.0.0.2")]);
+        let server = TestServer::start_with(Services::with_resolver(config, resolver)).await;
+        let (_stream, code) = connect_by_name(server.addr, "two.test", open.port()).await;
+        assert_eq!(code, expected, "max_addresses = {max}");
+    }
+}
