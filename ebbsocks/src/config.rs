@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::access::AccessConfig;
 
 mod auth_api;
+mod upstream;
 pub use auth_api::{ApiConfig, AuthConfig, AuthMethod, UserConfig};
+pub use upstream::{AddressFamily, DnsConfig, KeepaliveConfig, NameServer, UpstreamConfig};
 
 /// The commented default configuration. `ebbsocks` with no arguments runs on
 /// exactly this text, and `ebbsocks default-config` prints it, so the two can
@@ -46,6 +48,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub memory: MemoryConfig,
     pub access: AccessConfig,
+    pub upstream: UpstreamConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,6 +83,7 @@ pub struct ServerConfig {
     /// UDP associations open at once; more are refused.
     pub max_udp_associations: usize,
     pub pool: PoolConfig,
+    pub keepalive: KeepaliveConfig,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,7 @@ impl Default for ServerConfig {
             udp_idle_timeout_secs: 300,
             max_udp_associations: 1000,
             pool: PoolConfig::default(),
+            keepalive: KeepaliveConfig::default(),
         }
     }
 }
@@ -136,7 +141,9 @@ pub struct PoolConfig {
     pub max_idle_per_dest: usize,
     pub max_total_idle: usize,
     pub idle_timeout_secs: u64,
-    /// Applies to every upstream connect, pooled or not.
+    /// A CONNECT's whole way to its upstream, pooled or not: resolving the
+    /// name and every connection attempt (and a BIND's resolving). Also the
+    /// limit of each pre-connect.
     pub connect_timeout_ms: u64,
 }
 
@@ -323,6 +330,7 @@ impl Config {
             ));
         }
         self.validate_auth(origin)?;
+        self.validate_upstream(origin)?;
         self.compile_access(&[])
             .map_err(|err| ConfigError::Invalid {
                 file: origin.to_owned(),

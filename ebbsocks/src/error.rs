@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::access::Denial;
 use crate::proto::{ProtoError, ReplyCode};
 use crate::server::limits::LimitHit;
+use crate::upstream::resolve::{ResolveFailure, ResolveKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -32,8 +33,11 @@ pub enum SessionError {
     Denied(Denial),
     #[error("too many concurrent sessions ({})", .0.reason())]
     SessionLimit(LimitHit),
-    #[error("cannot resolve {host}: {message}")]
-    Resolve { host: String, message: String },
+    #[error("cannot resolve {host}: {failure}")]
+    Resolve {
+        host: String,
+        failure: ResolveFailure,
+    },
     #[error("connect to {target} failed: {source}")]
     Connect { target: String, source: io::Error },
     #[error("client I/O error: {0}")]
@@ -67,6 +71,10 @@ impl SessionError {
             | Self::AuthFailed(_)
             | Self::AuthThrottled
             | Self::Socks4NeedsAuth => ReplyCode::NotAllowed,
+            // A lookup that ran out of time is a timeout like a connect's.
+            Self::Resolve { failure, .. } if failure.kind == ResolveKind::Timeout => {
+                ReplyCode::TtlExpired
+            }
             Self::Resolve { .. } => ReplyCode::HostUnreachable,
             Self::Connect { source, .. } | Self::BindListen(source) => connect_reply_code(source),
             // As for a connect timeout: the code clients report as a timeout.
@@ -98,7 +106,7 @@ impl SessionError {
             Self::UnsupportedCommand(_) => "unsupported_command",
             Self::Denied(_) => "not_allowed",
             Self::SessionLimit(hit) => hit.reason(),
-            Self::Resolve { .. } => "resolve_failed",
+            Self::Resolve { failure, .. } => resolve_reason(failure.kind),
             Self::Connect { source, .. } => connect_reason(source),
             Self::ClientIo(_) => "client_io",
             Self::BindTimeout(_) => "bind_timeout",
@@ -123,6 +131,16 @@ fn connect_reply_code(err: &io::Error) -> ReplyCode {
         io::ErrorKind::TimedOut => ReplyCode::TtlExpired,
         io::ErrorKind::PermissionDenied => ReplyCode::NotAllowed,
         _ => ReplyCode::GeneralFailure,
+    }
+}
+
+fn resolve_reason(kind: ResolveKind) -> &'static str {
+    match kind {
+        ResolveKind::NotFound => "resolve_not_found",
+        ResolveKind::NoAddresses => "resolve_no_addresses",
+        ResolveKind::Timeout => "resolve_timeout",
+        ResolveKind::Unavailable => "resolve_unavailable",
+        ResolveKind::Failed => "resolve_failed",
     }
 }
 
@@ -213,14 +231,41 @@ mod tests {
             SessionError::UnsupportedCommand("BIND").reply_code(),
             ReplyCode::CommandNotSupported
         );
-        assert_eq!(
-            SessionError::Resolve {
-                host: "nowhere.invalid".into(),
-                message: "no records".into()
-            }
-            .reply_code(),
-            ReplyCode::HostUnreachable
-        );
+        let resolve = |kind| SessionError::Resolve {
+            host: "nowhere.invalid".into(),
+            failure: ResolveFailure::new(kind, "words from the resolver"),
+        };
+        let cases = [
+            (
+                ResolveKind::NotFound,
+                ReplyCode::HostUnreachable,
+                "resolve_not_found",
+            ),
+            (
+                ResolveKind::NoAddresses,
+                ReplyCode::HostUnreachable,
+                "resolve_no_addresses",
+            ),
+            (
+                ResolveKind::Timeout,
+                ReplyCode::TtlExpired,
+                "resolve_timeout",
+            ),
+            (
+                ResolveKind::Unavailable,
+                ReplyCode::HostUnreachable,
+                "resolve_unavailable",
+            ),
+            (
+                ResolveKind::Failed,
+                ReplyCode::HostUnreachable,
+                "resolve_failed",
+            ),
+        ];
+        for (kind, code, reason) in cases {
+            assert_eq!(resolve(kind).reply_code(), code, "{kind:?}");
+            assert_eq!(resolve(kind).reason(), reason, "{kind:?}");
+        }
         let denied = SessionError::Denied(Denial {
             rule: "no-ssh".into(),
         });

@@ -23,8 +23,11 @@
 //!                records, fd_budget.rs the open-files check at startup,
 //!                live.rs puts a reloaded config in force, connection_limit.rs
 //!                is max_connections (resized in place)
-//! upstream/      resolve (async DNS), connect (each address in turn), pool of
-//!                pristine connections
+//! upstream/      resolve (async DNS, failure kinds), connect (one deadline
+//!                from resolving to connected), happy_eyeballs (the staggered
+//!                race over a name's addresses), socket_options (nodelay,
+//!                keepalive, outbound address of every session socket), pool
+//!                of pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer idle or stalled
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread

@@ -34,6 +34,18 @@ pub const RESTART_NEEDED: &[(&str, &str)] = &[
         "auth.max_tracked_clients",
         "the failed-login table is built at startup",
     ),
+    (
+        "upstream.dns",
+        "the resolver and its cache are built at startup",
+    ),
+    (
+        "upstream.bind_address",
+        "pooled connections are opened with the address set at startup",
+    ),
+    (
+        "server.keepalive",
+        "pooled connections are opened with the options set at startup",
+    ),
     ("logging.format", "the log output is set up at startup"),
     ("api.enabled", "the API listener is bound at startup"),
     ("api.listen", "the API listener is bound at startup"),

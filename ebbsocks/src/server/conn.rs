@@ -121,8 +121,11 @@ async fn establish(
     services: &Services,
 ) -> Option<Granted<'_>> {
     let started = Instant::now();
-    // Latency matters more than packet count for a proxy's small messages.
-    let _ = client.set_nodelay(true);
+    // Latency matters more than packet count for a proxy's small messages
+    // (TCP_NODELAY); keepalive finds a client that vanished.
+    if let Err(err) = services.connect_policy().options.apply(&client) {
+        tracing::debug!(%err, "cannot set the client socket's options");
+    }
 
     // The settings in force when the client connected hold for its whole
     // handshake, whatever a reload does meanwhile.
@@ -180,6 +183,7 @@ async fn establish(
         &services.resolver,
         &services.pool,
         &gate,
+        &services.connect_policy(),
     );
     let upstream = match connecting.await {
         Ok(upstream) => upstream,

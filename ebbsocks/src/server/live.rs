@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::Services;
 use crate::access::AccessError;
 use crate::config::Config;
+use crate::upstream::connect::ConnectPolicy;
 
 impl Services {
     /// Puts `next` (validated, and holding the running values of every key
@@ -27,6 +28,8 @@ impl Services {
             self.config.store(Arc::new(next));
             self.access.store(Arc::new(rules));
         }
+        self.connect_policy
+            .store(Arc::new(ConnectPolicy::from_config(&self.config())));
         let next = self.config();
         // Rebuilding the users draws fresh decoys; only do it for a change.
         if same(&old.auth.method, &next.auth.method) && same(&old.auth.users, &next.auth.users) {

@@ -35,9 +35,11 @@ use crate::config::Config;
 use crate::memory::MemoryMonitor;
 use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
-use crate::upstream::pool::{Connector, Pool};
+use crate::upstream::connect::ConnectPolicy;
+use crate::upstream::pool::{Connector, Pool, TcpConnector};
 use crate::upstream::resolve::Resolver;
 use connection_limit::ConnectionLimit;
+use crate::upstream::socket_options::SocketOptions;
 use limits::SessionLimits;
 
 /// Everything a connection needs, shared by all of them and by the HTTP API.
@@ -52,6 +54,11 @@ pub struct Services {
     pub memory: Arc<MemoryMonitor>,
     auth: Authenticator,
     resolver: Resolver,
+    /// Deadline, Happy Eyeballs and socket options of every upstream
+    /// connect; its socket options also go on every client socket.
+    /// How upstream connections are made (deadline, Happy Eyeballs, socket
+    /// options). Swapped by a reload; a connect keeps the one it started with.
+    connect_policy: ArcSwap<ConnectPolicy>,
     /// The compiled `[access]` rules. Swapped whole, read without locks; a
     /// session keeps the snapshot it started with.
     access: ArcSwap<AccessRules>,
@@ -72,7 +79,7 @@ impl Services {
     /// Must be called inside a tokio runtime: the pool starts its cleanup task.
     pub fn new(config: Config) -> Arc<Self> {
         let telemetry = Arc::new(Telemetry::default());
-        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        let pool = configured_pool(&config, &telemetry);
         Self::assemble(config, telemetry, pool)
     }
 
@@ -87,12 +94,13 @@ impl Services {
     /// Like [`Services::new`], with names resolved by `resolver`.
     pub fn with_resolver(config: Config, resolver: Resolver) -> Arc<Self> {
         let telemetry = Arc::new(Telemetry::default());
-        let pool = Pool::new(config.server.pool.clone(), telemetry.clone());
+        let pool = configured_pool(&config, &telemetry);
         Self::assemble_with(config, telemetry, pool, resolver)
     }
 
     fn assemble(config: Config, telemetry: Arc<Telemetry>, pool: Arc<Pool>) -> Arc<Self> {
-        Self::assemble_with(config, telemetry, pool, Resolver::from_system())
+        let resolver = Resolver::from_config(&config.upstream.dns);
+        Self::assemble_with(config, telemetry, pool, resolver)
     }
 
     fn assemble_with(
@@ -118,6 +126,7 @@ impl Services {
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
             resolver,
+            connect_policy: ArcSwap::from_pointee(ConnectPolicy::from_config(&config)),
             telemetry,
             pool,
             config: ArcSwap::from_pointee(config),
@@ -126,6 +135,11 @@ impl Services {
 
     /// The configuration in force now. A caller that keeps the `Arc` (a
     /// session, say) keeps this snapshot whatever a reload does meanwhile.
+    /// The connect policy in force.
+    pub fn connect_policy(&self) -> Arc<ConnectPolicy> {
+        self.connect_policy.load_full()
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
     }
@@ -149,6 +163,16 @@ impl Services {
             Err(err) => warn!(%err, "access rules not rebuilt with the listening addresses"),
         }
     }
+}
+
+/// The pool, connecting with the session socket options of `config`.
+fn configured_pool(config: &Config, telemetry: &Arc<Telemetry>) -> Arc<Pool> {
+    let connector = TcpConnector::new(SocketOptions::from_config(config));
+    Pool::with_connector(
+        config.server.pool.clone(),
+        telemetry.clone(),
+        Arc::new(connector),
+    )
 }
 
 /// Pending connections the kernel may queue before `accept`. A spike arrives

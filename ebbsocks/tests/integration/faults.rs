@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::common::upstreams::closed_port;
+use crate::common::upstreams::{closed_port, Unanswering};
 use crate::common::*;
 
 /// Waits until the server holds no connection and no session.
@@ -39,37 +39,14 @@ async fn refused_upstream_gets_05_counted_and_nothing_leaks() {
     assert_eq!(server.services.stats.snapshot().sessions_total, 0);
 }
 
-/// A loopback listener that never accepts, with its accept queue full: the
-/// kernel drops further SYNs, so a connect to it is never answered. Returns
-/// the address, the listener and the connections filling its queue; all
-/// must stay alive for as long as the fault is wanted.
-async fn unanswering_listener() -> (SocketAddr, TcpListener, Vec<TcpStream>) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    // Backlog 1: Linux queues backlog + 1 connections, then drops SYNs.
-    let listener = socket.listen(1).expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    let mut fillers = Vec::new();
-    // Connect until one attempt goes unanswered; a handful always suffices.
-    for _ in 0..8 {
-        let attempt = TcpStream::connect(addr);
-        match tokio::time::timeout(Duration::from_millis(300), attempt).await {
-            Ok(Ok(stream)) => fillers.push(stream),
-            Ok(Err(err)) => panic!("filler connect failed: {err}"),
-            Err(_) => return (addr, listener, fillers),
-        }
-    }
-    panic!("the accept queue of a backlog-1 listener never filled");
-}
-
 #[tokio::test]
 async fn unanswered_upstream_gets_06_at_the_connect_timeout() {
     let server = TestServer::start_toml("[server.pool]\nconnect_timeout_ms = 300\n").await;
-    let (silent, _listener, _fillers) = unanswering_listener().await;
+    let silent = Unanswering::at("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("unanswering listener");
     let started = std::time::Instant::now();
-    let (mut stream, code, _) = socks5_connect_raw(server.addr, &atyp_for(silent)).await;
+    let (mut stream, code, _) = socks5_connect_raw(server.addr, &atyp_for(silent.addr)).await;
     let waited = started.elapsed();
     assert_eq!(code, 0x06, "TTL expired is the timeout code");
     assert!(

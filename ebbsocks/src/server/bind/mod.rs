@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
 
 use super::conn::{connect_failed, grant_and_relay, Established, SessionLog};
 use super::handshake::{success_reply, Negotiated};
@@ -26,7 +27,7 @@ use super::Services;
 use crate::access::{Bound, Subject};
 use crate::error::SessionError;
 use crate::proto::{Command, TargetAddr, Version};
-use crate::upstream::connect::{allowed_addresses, Gate};
+use crate::upstream::connect::{resolve_within, Gate};
 use crate::upstream::resolve::Resolver;
 use peer::{canonical_ip, for_reply, route_source, ExpectedPeer};
 
@@ -56,11 +57,14 @@ pub(in crate::server) async fn serve(
         command: Command::Bind,
     };
     let gate = Bound { rules: &rules, who };
+    // Resolving a name has the same deadline as a CONNECT's way upstream.
+    let policy = services.connect_policy();
+    let deadline = policy.deadline_from_now();
     let planned = plan(
         &negotiated.target,
         version,
         &gate,
-        &services.resolver,
+        (&services.resolver, deadline),
         &client,
     )
     .await;
@@ -74,7 +78,8 @@ pub(in crate::server) async fn serve(
         }
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
-    let (listener, local) = match listen(plan.listen) {
+    let listen_ip = outbound_listen_address(&plan, policy.options.bind_address);
+    let (listener, local) = match listen(listen_ip) {
         Ok(listening) => listening,
         Err(err) => {
             let err = SessionError::BindListen(err);
@@ -123,7 +128,9 @@ pub(in crate::server) async fn serve(
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
     tracing::debug!(%from, "BIND peer accepted");
-    let _ = inbound.set_nodelay(true);
+    if let Err(err) = services.connect_policy().options.apply(&inbound) {
+        tracing::debug!(%err, "cannot set the BIND peer socket's options");
+    }
     // From here on, exactly as a granted CONNECT; never pooled, so no lease.
     let reply_addr = for_reply(version, from);
     grant_and_relay(services, client, inbound, negotiated, reply_addr, None, log).await
@@ -139,11 +146,22 @@ struct Plan {
     name: Option<String>,
 }
 
+/// With `upstream.bind_address` set, a peer we wait for at known hosts is
+/// expected where our outbound connections come from, so we listen there
+/// (when its family suits the reply); "any peer" keeps the control
+/// connection's address.
+fn outbound_listen_address(plan: &Plan, bind_address: Option<IpAddr>) -> IpAddr {
+    match (bind_address, &plan.expected) {
+        (Some(local), ExpectedPeer::Hosts(_)) if local.is_ipv4() == plan.listen.is_ipv4() => local,
+        _ => plan.listen,
+    }
+}
+
 async fn plan(
     target: &TargetAddr,
     version: Version,
     gate: &Bound<'_>,
-    resolver: &Resolver,
+    resolving: (&Resolver, Instant),
     client: &TcpStream,
 ) -> Result<Plan, SessionError> {
     let port = target.port();
@@ -152,7 +170,7 @@ async fn plan(
         // A name that spells an address is that address (no lookup).
         TargetAddr::Domain(name, _) => match name.parse::<IpAddr>() {
             Ok(ip) => ip,
-            Err(_) => return plan_for_name(target, name, version, gate, resolver, client).await,
+            Err(_) => return plan_for_name(target, name, version, gate, resolving, client).await,
         },
     };
     let ip = canonical_ip(ip);
@@ -189,10 +207,10 @@ async fn plan_for_name(
     name: &str,
     version: Version,
     gate: &impl Gate,
-    resolver: &Resolver,
+    (resolver, deadline): (&Resolver, Instant),
     client: &TcpStream,
 ) -> Result<Plan, SessionError> {
-    let hosts: Vec<IpAddr> = allowed_addresses(target, resolver, gate)
+    let hosts: Vec<IpAddr> = resolve_within(deadline, target, resolver, gate)
         .await?
         .into_iter()
         .map(|addr| canonical_ip(addr.ip()))

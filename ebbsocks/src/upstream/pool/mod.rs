@@ -135,7 +135,7 @@ impl Pool {
     /// A pool that connects with [`TcpConnector`]. Spawns the cleanup task
     /// when enabled, so it must be called within a tokio runtime.
     pub fn new(config: PoolConfig, telemetry: Arc<Telemetry>) -> Arc<Pool> {
-        Self::with_connector(config, telemetry, Arc::new(TcpConnector))
+        Self::with_connector(config, telemetry, Arc::new(TcpConnector::default()))
     }
 
     pub fn with_connector(
@@ -200,6 +200,14 @@ impl Pool {
                 Ok(Upstream::new(stream, false, connecting.into_lease()))
             }
         }
+    }
+
+    /// Whether `dest` has an idle connection now (a checkout would most
+    /// likely hit). Read-only: counts nothing, probes nothing. The connect
+    /// step tries such addresses first.
+    pub fn has_idle(&self, dest: SocketAddr) -> bool {
+        let node = read(&self.dests).get(&dest).cloned();
+        node.is_some_and(|node| !node.lock().idle.is_empty())
     }
 
     pub fn config(&self) -> &PoolConfig {

@@ -91,3 +91,45 @@ pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr")
 }
+
+/// A loopback listener that never accepts, with its accept queue full: the
+/// kernel drops further SYNs, so a connect to it is never answered. Holds
+/// the listener and the connections filling its queue; the fault lasts as
+/// long as this value.
+pub struct Unanswering {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Unanswering {
+    /// At `addr` (port 0 for any); an error if it cannot be bound.
+    pub async fn at(addr: SocketAddr) -> std::io::Result<Unanswering> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(addr)?;
+        // Backlog 1: Linux queues backlog + 1 connections, then drops SYNs.
+        let listener = socket.listen(1)?;
+        let addr = listener.local_addr()?;
+        let mut fillers = Vec::new();
+        // Connect until one attempt goes unanswered; a handful always suffices.
+        for _ in 0..8 {
+            let attempt = TcpStream::connect(addr);
+            match tokio::time::timeout(std::time::Duration::from_millis(300), attempt).await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                Ok(Err(err)) => panic!("filler connect failed: {err}"),
+                Err(_) => {
+                    return Ok(Unanswering {
+                        addr,
+                        _listener: listener,
+                        _fillers: fillers,
+                    })
+                }
+            }
+        }
+        panic!("the accept queue of a backlog-1 listener never filled");
+    }
+}
