@@ -178,12 +178,13 @@ async fn establish(
             command: negotiated.command,
         },
     };
+    let policy = services.connect_policy();
     let connecting = connect::connect(
         &negotiated.target,
         &services.resolver,
         &services.pool,
         &gate,
-        &services.connect_policy(),
+        &policy,
     );
     let upstream = match connecting.await {
         Ok(upstream) => upstream,
