@@ -2,8 +2,10 @@
 //! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
 //! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
-//! (size caps, bearer token, JSON errors).
+//! (size caps, bearer token, JSON errors), `dashboard/` the live page
+//! (static files, served without the token; its data requests carry it).
 
+mod dashboard;
 mod guard;
 mod serve;
 
@@ -37,8 +39,8 @@ pub struct ApiState {
     pub memory: Arc<MemoryMonitor>,
 }
 
-/// The routes; with a token, every route but `/healthz` requires
-/// `Authorization: Bearer <token>`.
+/// The routes; with a token, every route but `/healthz` and the dashboard's
+/// static files requires `Authorization: Bearer <token>`.
 pub fn router(state: ApiState, token: Option<Secret>) -> Router {
     let protected = Router::new()
         .route("/api/stats", get(server_stats))
@@ -55,6 +57,7 @@ pub fn router(state: ApiState, token: Option<Secret>) -> Router {
     };
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(dashboard::routes())
         .merge(protected)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         // The layer added last runs first: JSON errors wrap everything, and

@@ -9,6 +9,7 @@ mod api_limits;
 mod auth;
 mod bind;
 mod cli;
+mod dashboard;
 mod emfile;
 mod faults;
 mod limits;
