@@ -29,7 +29,8 @@
 //! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! api/           HTTP API (axum routes, served by hyper with a timer and a
-//!                connection cap): thin routes over stats, pool and memory
+//!                connection cap): thin routes over stats, pool and memory;
+//!                dashboard/ the live page's files, compiled in
 //! ```
 //!
 //! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,

@@ -23,7 +23,7 @@ const COLOURS = {
 
 const CHARTS = {
   memory: {
-    svg: "chart-memory", legend: "legend-memory", format: formatBytes,
+    svg: "chart-memory", legend: "legend-memory", unit: (max) => byteUnit(max, ""),
     series: [
       { key: "rss", label: "RSS", colour: COLOURS.rss },
       { key: "allocResident", label: "allocator resident", colour: COLOURS.resident },
@@ -31,7 +31,8 @@ const CHARTS = {
     ],
   },
   connections: {
-    svg: "chart-connections", legend: "legend-connections", format: formatCount,
+    svg: "chart-connections", legend: "legend-connections",
+    unit: () => ({ divisor: 1, suffix: "", integer: true }),
     series: [
       { key: "open", label: "open connections", colour: COLOURS.open },
       { key: "sessionsActive", label: "active sessions", colour: COLOURS.sessions },
@@ -39,7 +40,7 @@ const CHARTS = {
     ],
   },
   bytes: {
-    svg: "chart-bytes", legend: "legend-bytes", format: (v) => formatBytes(v) + "/s",
+    svg: "chart-bytes", legend: "legend-bytes", unit: (max) => byteUnit(max, "/s"),
     series: [
       { key: "upRate", label: "client \u2192 upstream", colour: COLOURS.up },
       { key: "downRate", label: "upstream \u2192 client", colour: COLOURS.down },
@@ -137,7 +138,9 @@ function showTiles(stats, memory, pool, rates) {
   $("bytes-down-rate").textContent = rates.downRate === null ? "\u2013" : formatBytes(rates.downRate) + "/s";
   $("rss").textContent = formatBytes(memory.rss_bytes);
   const checkouts = pool.pool_hits + pool.pool_misses;
-  $("pool-hit-ratio").textContent = formatPercent(checkouts ? pool.pool_hits / checkouts : null);
+  $("pool-hit-ratio").textContent = pool.enabled
+    ? formatPercent(checkouts ? pool.pool_hits / checkouts : null)
+    : "off";
   $("pool-idle").textContent = formatCount(pool.total_idle);
 }
 
@@ -202,21 +205,49 @@ function svgEl(name, attrs) {
   return el;
 }
 
-// A round axis top above `max` and its step, for about four grid lines.
-function niceAxis(max) {
-  if (!(max > 0)) return { top: 1, step: 0.25 };
+// A round axis top above `max` and its step, for about four grid lines;
+// `integer` keeps steps whole (connection counts).
+function niceAxis(max, integer) {
+  if (!(max > 0)) return { top: integer ? 4 : 1, step: integer ? 1 : 0.25 };
   const raw = (max * 1.1) / 4;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const norm = raw / mag;
-  const step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
+  let step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
+  if (integer) step = Math.max(1, Math.round(step));
   return { top: Math.ceil((max * 1.1) / step) * step, step };
 }
+
+// Byte axes are labelled in one binary unit chosen from the largest value,
+// so the grid lines fall on round numbers of that unit.
+function byteUnit(max, suffix) {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (max >= 1024 * 1.5 && i < units.length - 1) { max /= 1024; i += 1; }
+  return { divisor: Math.pow(1024, i), suffix: " " + units[i] + suffix, integer: i === 0 };
+}
+
+function tickLabel(v, step) {
+  const digits = step >= 1 ? 0 : Math.min(3, Math.ceil(-Math.log10(step)));
+  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+// "-30 s", "-2 min", "-1:30" for a time `ms` before now.
+function agoLabel(ms) {
+  const seconds = Math.round(ms / 1000);
+  if (seconds === 0) return "now";
+  if (seconds < 60) return "\u2212" + seconds + " s";
+  if (seconds % 60 === 0) return "\u2212" + seconds / 60 + " min";
+  return "\u2212" + Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+}
+
+const TIME_STEPS_S = [10, 15, 30, 60, 120];
+const MIN_SPAN_MS = 60 * 1000;
 
 function drawChart(chart, now) {
   const svg = $(chart.svg);
   const width = Math.max(svg.clientWidth, 300);
   const height = Math.max(svg.clientHeight, 120);
-  const left = 70, right = 10, top = 8, bottom = 22;
+  const left = 74, right = 12, top = 8, bottom = 22;
   const plotW = width - left - right, plotH = height - top - bottom;
   svg.setAttribute("viewBox", "0 0 " + width + " " + height);
   svg.replaceChildren();
@@ -228,31 +259,37 @@ function drawChart(chart, now) {
       if (typeof v === "number" && v > max) max = v;
     }
   }
-  const axis = niceAxis(max);
+  const unit = chart.unit(max);
+  const axis = niceAxis(max / unit.divisor, unit.integer);
   svg.dataset.samples = String(history.length);
   svg.dataset.max = String(max);
-  const x = (t) => left + ((t - (now - WINDOW_MS)) / WINDOW_MS) * plotW;
-  const y = (v) => top + plotH - (v / axis.top) * plotH;
+  // The time axis grows with the history up to the window, so the first
+  // minutes are not squeezed into the right edge.
+  const first = history.length ? history[0].t : now;
+  const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - first));
+  const x = (t) => left + ((t - (now - span)) / span) * plotW;
+  const y = (v) => top + plotH - (v / unit.divisor / axis.top) * plotH;
 
   for (let v = 0; v <= axis.top + axis.step / 2; v += axis.step) {
-    svg.appendChild(svgEl("line", { class: "grid", x1: left, x2: left + plotW, y1: y(v), y2: y(v) }));
-    const label = svgEl("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" });
-    label.textContent = chart.format(v);
+    const yv = top + plotH - (v / axis.top) * plotH;
+    svg.appendChild(svgEl("line", { class: "grid", x1: left, x2: left + plotW, y1: yv, y2: yv }));
+    const label = svgEl("text", { x: left - 6, y: yv + 4, "text-anchor": "end" });
+    label.textContent = tickLabel(v, axis.step) + unit.suffix;
     svg.appendChild(label);
   }
-  const minutes = WINDOW_MS / 60000;
-  for (let m = 0; m <= minutes; m += 1) {
+  const stepS = TIME_STEPS_S.find((s) => span / 1000 / s <= 6) || 120;
+  for (let ago = 0; ago <= span / 1000 + 0.001; ago += stepS) {
     const label = svgEl("text", {
-      x: x(now - m * 60000), y: height - 6,
-      "text-anchor": m === 0 ? "end" : m === minutes ? "start" : "middle",
+      x: x(now - ago * 1000), y: height - 6,
+      "text-anchor": ago === 0 ? "end" : "middle",
     });
-    label.textContent = m === 0 ? "now" : "\u2212" + m + " min";
+    label.textContent = agoLabel(ago * 1000);
     svg.appendChild(label);
   }
 
   for (const series of chart.series) {
     const points = history
-      .filter((s) => typeof s[series.key] === "number")
+      .filter((s) => typeof s[series.key] === "number" && s.t >= now - span)
       .map((s) => x(s.t).toFixed(1) + "," + y(s[series.key]).toFixed(1))
       .join(" ");
     const attrs = { points, stroke: series.colour, "data-series": series.key };
