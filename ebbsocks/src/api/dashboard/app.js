@@ -106,7 +106,7 @@ function rate(now, before, dtSeconds) {
   return (now - before) / dtSeconds;
 }
 
-function record(stats, memory, pool) {
+function record(stats, memory) {
   const t = Date.now();
   let sessionsRate = null, upRate = null, downRate = null;
   if (previous) {
@@ -323,7 +323,7 @@ async function poll() {
     const [stats, memory, pool] = await Promise.all([
       getJson("/api/stats"), getJson("/api/memory"), getJson("/api/pool/stats"),
     ]);
-    const rates = record(stats, memory, pool);
+    const rates = record(stats, memory);
     showTiles(stats, memory, pool, rates);
     showPool(pool);
     drawCharts();
