@@ -34,7 +34,8 @@
 //! memory/        allocator settings, memory readings, purge after spikes
 //! stats/         counters and the telemetry event ring, as JSON snapshots
 //! api/           HTTP API (axum routes, served by hyper with a timer and a
-//!                connection cap): thin routes over stats, pool and memory
+//!                connection cap): thin routes over stats, pool and memory;
+//!                dashboard/ the live page's files, compiled in
 //! reload/        hot reload (SIGHUP, POST /api/reload): plan.rs compares the
 //!                file with the running config, apply.rs puts it in force;
 //!                the snapshots live in `server::Services` (server/live.rs)

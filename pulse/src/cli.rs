@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Replay big and small connection pulses and chart the server's memory.
     Spike(SpikeArgs),
+    /// Spikes against several servers on this machine at staggered times,
+    /// charting each process's RSS and their sum.
+    Fleet(FleetArgs),
     /// Bulk transfer through the proxy and directly, same run, alternating.
     Throughput(ThroughputArgs),
     /// Short connections per second and their latency, proxy and direct.
@@ -118,6 +121,55 @@ pub struct SpikeArgs {
     pub control: Option<PathBuf>,
     /// Directory for timeline.json/.csv, summary.json and chart.svg.
     #[arg(long, default_value = "pulse-out")]
+    pub out: PathBuf,
+    /// Exit 0 even when connections failed (they are still counted).
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// A SOCKS5 server to spike (HOST:PORT); repeat once per server.
+    #[arg(long = "target", value_parser = parse_target, required = true)]
+    pub targets: Vec<Target>,
+    /// The process id of each --target, in the same order, for its RSS
+    /// from /proc/PID.
+    #[arg(long = "pid", required = true)]
+    pub pids: Vec<u32>,
+    /// CONNECT destination; default: a sink pulse runs on 127.0.0.1:0.
+    #[arg(long, value_parser = parse_target)]
+    pub dest: Option<Target>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Connections in each spike.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub size: u64,
+    /// Spikes per server; servers take turns (1, 2, 3, 1, 2, 3, ...).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Seconds between the starts of two consecutive spikes.
+    #[arg(long, value_parser = parse_secs, default_value = "10")]
+    pub stagger: Duration,
+    /// Seconds each spike's connections are held open.
+    #[arg(long, value_parser = parse_secs, default_value = "4")]
+    pub linger: Duration,
+    /// Seconds of sampling before the first spike.
+    #[arg(long, value_parser = parse_secs, default_value = "2")]
+    pub baseline: Duration,
+    /// Seconds of sampling after the last spike ends.
+    #[arg(long, value_parser = parse_secs, default_value = "15")]
+    pub tail: Duration,
+    /// Connection attempts in flight at once, per spike.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Seconds allowed for one connection (TCP and SOCKS handshake).
+    #[arg(long, value_parser = parse_secs, default_value = "10")]
+    pub connect_timeout: Duration,
+    /// Milliseconds between memory samples.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_ms: u64,
+    /// Directory for fleet.json, fleet.csv and fleet.svg.
+    #[arg(long, default_value = "pulse-fleet")]
     pub out: PathBuf,
     /// Exit 0 even when connections failed (they are still counted).
     #[arg(long)]

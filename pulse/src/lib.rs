@@ -6,6 +6,8 @@
 //! - `spike`: does memory come back to the OS after a connection spike? It
 //!   replays big pulses of connections, then small ones, while sampling the
 //!   server's memory, and charts the result.
+//! - `fleet`: can several spiky servers share one box? Spikes against each
+//!   of several servers in turn, charting each process's RSS and their sum.
 //! - `throughput`: how much bulk transfer does the proxy cost against a direct
 //!   connection to the same destination, measured in the same run?
 //! - `rate`: how many short connections per second, and at what latency?
@@ -29,6 +31,8 @@
 //! stats.rs        medians and human formatting of bytes and rates
 //! memory/         reading a server's memory: /proc/PID or an HTTP JSON endpoint
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
+//! fleet/          staggered spikes against several servers: plan, sampler,
+//!                 summary, chart (reuses spike/'s pulses and axes)
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
 //! udp/            UDP ASSOCIATE flows and echo (flow.rs), rate and latency
@@ -45,6 +49,7 @@ pub mod cli;
 pub mod dial;
 pub mod fail;
 pub mod fdlimit;
+pub mod fleet;
 pub mod memory;
 pub mod pingpong;
 pub mod rate;

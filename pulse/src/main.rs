@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use pulse::cli::{Cli, Command};
 use pulse::servers::{Server, Service};
-use pulse::{fdlimit, pingpong, rate, slowloris, spike, throughput, udp};
+use pulse::{fdlimit, fleet, pingpong, rate, slowloris, spike, throughput, udp};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,6 +41,10 @@ async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Spike(a) => {
             let report = spike::run(&a).await?;
+            Ok(verdict(report.failed, a.allow_errors))
+        }
+        Command::Fleet(a) => {
+            let report = fleet::run(&a).await?;
             Ok(verdict(report.failed, a.allow_errors))
         }
         Command::Throughput(a) => {

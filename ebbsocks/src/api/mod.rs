@@ -2,10 +2,12 @@
 //! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
 //! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
-//! (size caps, bearer token, JSON errors). With a [`Reloader`] in the
-//! options, `POST /api/reload` re-reads the configuration, and the token is
-//! the one the configuration in force names.
+//! (size caps, bearer token, JSON errors), `dashboard/` the live page
+//! (static files, served without the token; its data requests carry it).
+//! With a [`Reloader`] in the options, `POST /api/reload` re-reads the
+//! configuration, and the token is the one the configuration in force names.
 
+mod dashboard;
 mod guard;
 mod serve;
 
@@ -40,8 +42,8 @@ pub struct ApiState {
     pub memory: Arc<MemoryMonitor>,
 }
 
-/// The routes; with a token, every route but `/healthz` requires
-/// `Authorization: Bearer <token>`.
+/// The routes; with a token, every route but `/healthz` and the dashboard's
+/// static files requires `Authorization: Bearer <token>`.
 pub fn router(state: ApiState, token: Option<Secret>) -> Router {
     routes(state, TokenCheck::Fixed(token.map(Arc::new)), None)
 }
@@ -68,6 +70,7 @@ fn routes(state: ApiState, token: TokenCheck, reloader: Option<Arc<Reloader>>) -
     };
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(dashboard::routes())
         .merge(protected)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         // The layer added last runs first: JSON errors wrap everything, and

@@ -10,6 +10,7 @@ mod auth;
 mod bind;
 mod cli;
 mod connect;
+mod dashboard;
 mod emfile;
 mod faults;
 mod limits;

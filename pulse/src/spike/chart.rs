@@ -44,7 +44,7 @@ fn nice_step(max: f64, ticks: f64) -> f64 {
 
 /// (axis top, step) for values up to `max`, with `headroom` (0.08 = 8%)
 /// so a line at its maximum does not run along the frame.
-fn axis(max: f64, ticks: f64, headroom: f64) -> (f64, f64) {
+pub(crate) fn axis(max: f64, ticks: f64, headroom: f64) -> (f64, f64) {
     let max = if max > 0.0 {
         max * (1.0 + headroom)
     } else {
@@ -54,7 +54,7 @@ fn axis(max: f64, ticks: f64, headroom: f64) -> (f64, f64) {
     ((max / step).ceil() * step, step)
 }
 
-fn fmt_tick(v: f64, step: f64) -> String {
+pub(crate) fn fmt_tick(v: f64, step: f64) -> String {
     if step >= 1.0 {
         format!("{v:.0}")
     } else {
@@ -63,7 +63,7 @@ fn fmt_tick(v: f64, step: f64) -> String {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
