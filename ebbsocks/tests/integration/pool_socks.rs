@@ -155,3 +155,51 @@ async fn the_pool_never_bypasses_authentication() {
     assert!(closed_by_peer(&mut stream).await);
     assert_eq!(server.services.pool.stats().pool_hits, 0);
 }
+
+/// Runs curl through the proxy (SOCKS5, addresses resolved by curl) and
+/// returns the body.
+async fn curl(proxy: SocketAddr, dest: SocketAddr) -> String {
+    let output = within(
+        tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--socks5"])
+            .arg(proxy.to_string())
+            .arg(format!("http://{dest}/"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("cannot run curl (installed by .ci/run): {err}"));
+    assert!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 body")
+}
+
+#[tokio::test]
+async fn curl_through_the_pool_one_offs_cost_one_connection_repeats_hit() {
+    let server = TestServer::start_toml(POOL_ON).await;
+    let pool = &server.services.pool;
+    let once = crate::common::upstreams::http_server("once").await;
+    let often = crate::common::upstreams::http_server("often").await;
+
+    assert_eq!(curl(server.addr, once).await, "once");
+    let stats = pool.stats();
+    assert_eq!((stats.total_created, stats.spares_created), (1, 0));
+
+    assert_eq!(curl(server.addr, often).await, "often");
+    assert_eq!(pool.stats().spares_created, 0, "seen once so far");
+    assert_eq!(curl(server.addr, often).await, "often");
+    eventually(|| pool.stats().total_idle == 1).await;
+    assert_eq!(curl(server.addr, often).await, "often");
+    eventually(|| pool.stats().pending_creates == 0).await;
+    let stats = pool.stats();
+    assert_eq!((stats.pool_hits, stats.pool_misses), (1, 3));
+    // Four CONNECTs: three opened their own connection, one took the
+    // spare, whose replacement is idle now.
+    assert_eq!(stats.checkout_created, 3);
+    assert_eq!(stats.spares_created, 2);
+    assert_eq!(stats.total_created, 5);
+    assert_eq!(stats.total_idle, 1);
+}
