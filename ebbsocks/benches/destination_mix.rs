@@ -8,17 +8,21 @@
 //! with it off, each with its own listeners, driven by the same schedule
 //! of destinations from the same number of client workers.
 //!
-//! `cargo bench -p ebbsocks --bench destination_mix [-- CONNECTS RTT_MS WORKERS]`
-//! (defaults 6000, 5, 8).
+//! `cargo bench -p ebbsocks --bench destination_mix [-- CONNECTS RTT_MS WORKERS
+//! MAX_TOTAL_IDLE WARM_AFTER_CHECKOUTS]` (defaults 6000, 5, 8, and the pool's
+//! defaults 100 and 2).
 //!
 //! Measured, per side:
 //! - upstream connections opened per client CONNECT: what the listeners
 //!   accepted, over the CONNECTs made (every CONNECT succeeds), overall and
 //!   for the destinations the schedule uses exactly once;
 //! - hits: a CONNECT is a hit when the upstream socket it got (its BND.ADDR)
-//!   finished connecting before the CONNECT started, as recorded by the
-//!   connector; hit ratio over the ten hottest destinations, for the whole
-//!   run and after the first tenth of the schedule (steady load);
+//!   began connecting before the client sent its request (after the
+//!   greeting), as recorded by the connector: a miss's own connect can only
+//!   begin after the request arrives. Hit ratio over the ten hottest
+//!   destinations, for the whole run and after the first tenth of the
+//!   schedule (steady load), next to the pool's own count of hits for
+//!   them;
 //! - CONNECT latency (greeting + request until the success reply), p50 and
 //!   p99, for hits and misses.
 
@@ -31,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ebbsocks::config::Config;
+use ebbsocks::config::{Config, PoolConfig};
 use ebbsocks::server::{self, Services};
 use ebbsocks::upstream::pool::{Connector, PoolStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,10 +52,10 @@ const HOLD: Duration = Duration::from_millis(5);
 /// The first tenth of the schedule warms the pool up.
 const WARM_UP_SHARE: f64 = 0.1;
 
-/// When each upstream socket finished connecting, keyed by its two ends.
+/// When the connect of each upstream socket began, keyed by its two ends.
 type Established = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), Instant>>>;
 
-/// Connects after a simulated round trip and records when it finished.
+/// Connects after a simulated round trip and records when it began.
 struct SlowConnector {
     rtt: Duration,
     established: Established,
@@ -63,11 +67,12 @@ impl Connector for SlowConnector {
         &self,
         addr: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + '_>> {
+        let began = Instant::now();
         Box::pin(async move {
             tokio::time::sleep(self.rtt).await;
             let stream = TcpStream::connect(addr).await?;
             let key = (stream.local_addr()?, addr);
-            lock(&self.established).insert(key, Instant::now());
+            lock(&self.established).insert(key, began);
             self.made.fetch_add(1, SeqCst);
             Ok(stream)
         })
@@ -153,10 +158,12 @@ struct Side {
     made: Arc<AtomicUsize>,
 }
 
-async fn side(pool: bool, rtt: Duration, destinations: usize) -> Side {
+async fn side(pool: Option<PoolConfig>, rtt: Duration, destinations: usize) -> Side {
     let mut config = Config::default();
     config.logging.access_log = false;
-    config.server.pool.enabled = pool;
+    if let Some(pool) = pool {
+        config.server.pool = pool;
+    }
     let established = Established::default();
     let made = Arc::new(AtomicUsize::new(0));
     let connector = SlowConnector {
@@ -200,20 +207,27 @@ async fn session(side: &Side, index: usize, dest: usize) -> Sample {
     let SocketAddr::V4(v4) = target else {
         panic!("IPv4 destination expected")
     };
-    let mut hello = vec![0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01];
-    hello.extend_from_slice(&v4.ip().octets());
-    hello.extend_from_slice(&v4.port().to_be_bytes());
-    stream.write_all(&hello).await.expect("send");
-    let mut reply = [0u8; 12];
+    stream
+        .write_all(&[0x05, 0x01, 0x00])
+        .await
+        .expect("greeting");
+    let mut choice = [0u8; 2];
+    stream.read_exact(&mut choice).await.expect("method");
+    let requested = Instant::now();
+    let mut request = vec![0x05, 0x01, 0x00, 0x01];
+    request.extend_from_slice(&v4.ip().octets());
+    request.extend_from_slice(&v4.port().to_be_bytes());
+    stream.write_all(&request).await.expect("request");
+    let mut reply = [0u8; 10];
     stream.read_exact(&mut reply).await.expect("reply");
     let latency = started.elapsed();
-    assert_eq!(reply[3], 0x00, "CONNECT refused");
-    let ip = Ipv4Addr::new(reply[6], reply[7], reply[8], reply[9]);
-    let port = u16::from_be_bytes([reply[10], reply[11]]);
+    assert_eq!(reply[1], 0x00, "CONNECT refused");
+    let ip = Ipv4Addr::new(reply[4], reply[5], reply[6], reply[7]);
+    let port = u16::from_be_bytes([reply[8], reply[9]]);
     let bound = SocketAddr::V4(SocketAddrV4::new(ip, port));
     let hit = lock(&side.established)
         .get(&(bound, target))
-        .is_some_and(|at| *at < started);
+        .is_some_and(|began| *began < requested);
     stream.write_all(b"x").await.expect("echo");
     let mut one = [0u8; 1];
     stream.read_exact(&mut one).await.expect("echo back");
@@ -339,6 +353,10 @@ fn report(side: &Side, samples: &[Sample], plan: &[usize], hottest: &[usize]) ->
             ratio(hits(&hot_steady), hot_steady.len()),
         ),
         (
+            "  ten hottest, whole run, as the pool counts hits".into(),
+            pool_hits_of(&stats, side, hottest),
+        ),
+        (
             "hit ratio, all CONNECTs".into(),
             ratio(hits(&all), all.len()),
         ),
@@ -383,11 +401,34 @@ fn report(side: &Side, samples: &[Sample], plan: &[usize], hottest: &[usize]) ->
     Report { rows }
 }
 
+/// Hits over checkouts of `dests`, from the pool's per-destination stats.
+fn pool_hits_of(stats: &PoolStats, side: &Side, dests: &[usize]) -> String {
+    let (mut hits, mut all) = (0, 0);
+    for &d in dests {
+        let name = side.dests[d].to_string();
+        if let Some(s) = stats.per_destination.iter().find(|s| s.destination == name) {
+            hits += s.hits as usize;
+            all += (s.hits + s.misses) as usize;
+        }
+    }
+    ratio(hits, all)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let connects: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(6000);
     let rtt_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let mut pool = PoolConfig {
+        enabled: true,
+        ..PoolConfig::default()
+    };
+    if let Some(n) = args.next().and_then(|a| a.parse().ok()) {
+        pool.max_total_idle = n;
+    }
+    if let Some(n) = args.next().and_then(|a| a.parse().ok()) {
+        pool.warm_after_checkouts = n;
+    }
     let rtt = Duration::from_millis(rtt_ms);
     let (plan, destinations) = schedule(connects);
     let plan = Arc::new(plan);
@@ -404,8 +445,8 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let off = Arc::new(side(false, rtt, destinations).await);
-        let on = Arc::new(side(true, rtt, destinations).await);
+        let off = Arc::new(side(None, rtt, destinations).await);
+        let on = Arc::new(side(Some(pool.clone()), rtt, destinations).await);
         let started = Instant::now();
         let (off_samples, on_samples) = tokio::join!(
             drive(off.clone(), plan.clone(), workers),
@@ -428,8 +469,14 @@ fn main() {
             elapsed.as_secs_f64()
         );
         println!(
-            "ten hottest destinations: {hot_uses} CONNECTs; warm-up: first {:.0}% of the schedule",
-            WARM_UP_SHARE * 100.0
+            "ten hottest destinations: {hot_uses} CONNECTs; warm-up: first {:.0}% of the \
+             schedule; pool on: max_idle_per_dest {}, max_total_idle {}, \
+             warm_after_checkouts {}, idle_timeout_secs {}",
+            WARM_UP_SHARE * 100.0,
+            pool.max_idle_per_dest,
+            pool.max_total_idle,
+            pool.warm_after_checkouts,
+            pool.idle_timeout_secs
         );
         println!();
         println!("| | pool off | pool on |");
