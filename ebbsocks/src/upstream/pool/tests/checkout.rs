@@ -72,7 +72,9 @@ async fn a_used_connection_is_closed_with_its_session_and_never_reused() {
         .find(|s| s.peer_addr().unwrap() == used)
         .unwrap();
     let mut byte = [0u8; 1];
-    used_peer.read_exact(&mut byte).await.unwrap();
+    bounded("the byte", used_peer.read_exact(&mut byte))
+        .await
+        .unwrap();
 
     assert_eq!(pool.stats().connections_in_use, 1, "the lease counts it");
     drop(stream);
@@ -80,7 +82,8 @@ async fn a_used_connection_is_closed_with_its_session_and_never_reused() {
     drop(lease);
     assert_eq!(pool.stats().connections_in_use, 0);
     // The upstream sees the used connection closed, not parked.
-    assert_eq!(used_peer.read(&mut byte).await.unwrap(), 0);
+    let read = bounded("the close", used_peer.read(&mut byte)).await;
+    assert_eq!(read.unwrap(), 0);
     // The pool holds only the pre-connected one, and hands out only that.
     assert!(!idle_ports(&pool, d).contains(&used));
     assert_eq!(pool.stats().total_idle, 1);
@@ -140,7 +143,9 @@ async fn a_destination_that_speaks_first_never_gets_a_pooled_connection() {
     settled(&pool).await;
     let mut first = first;
     let mut banner = vec![0u8; BANNER.len()];
-    first.stream.read_exact(&mut banner).await.unwrap();
+    bounded("the banner", first.stream.read_exact(&mut banner))
+        .await
+        .unwrap();
     until("the banner on the idle one", || {
         idle_probes(&pool, d) == [Probe::Data]
     })

@@ -104,11 +104,12 @@ impl Server {
         self.accepted.load(SeqCst)
     }
 
-    /// Every stream accepted so far (Keep and Banner modes).
+    /// The next `n` streams accepted (Keep and Banner modes).
     pub(super) async fn take_streams(&mut self, n: usize) -> Vec<TcpStream> {
         let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.streams.recv().await.unwrap());
+        for i in 0..n {
+            let what = format!("accepted stream {} of {n}", i + 1);
+            out.push(bounded(&what, self.streams.recv()).await.unwrap());
         }
         out
     }
@@ -267,6 +268,23 @@ pub(super) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         tokio::task::yield_now().await;
+    }
+}
+
+/// Awaits `fut`; fails the test after 10 s of wall-clock time. For waits
+/// on sockets, which no clock jump can end.
+pub(super) async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            () = tokio::task::yield_now() => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
     }
 }
 
