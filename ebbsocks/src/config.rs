@@ -145,6 +145,9 @@ pub struct PoolConfig {
     /// name and every connection attempt (and a BIND's resolving). Also the
     /// limit of each pre-connect.
     pub connect_timeout_ms: u64,
+    /// Checkouts within `idle_timeout_secs` that make a destination in
+    /// demand, and so worth spare connections.
+    pub warm_after_checkouts: usize,
 }
 
 impl Default for PoolConfig {
@@ -155,6 +158,7 @@ impl Default for PoolConfig {
             max_total_idle: 100,
             idle_timeout_secs: 90,
             connect_timeout_ms: 5000,
+            warm_after_checkouts: 2,
         }
     }
 }
@@ -320,6 +324,13 @@ impl Config {
                 return Err(invalid(
                     "server.pool.idle_timeout_secs",
                     "must be at least 1 second when the pool is enabled".into(),
+                ));
+            }
+            let most = crate::upstream::pool::MAX_WARM_AFTER_CHECKOUTS;
+            if !(1..=most).contains(&pool.warm_after_checkouts) {
+                return Err(invalid(
+                    "server.pool.warm_after_checkouts",
+                    format!("must be between 1 and {most}"),
                 ));
             }
         }

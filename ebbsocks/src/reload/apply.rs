@@ -2,17 +2,10 @@
 //! (`Services::apply_config`), the log level and the pool.
 
 use super::plan::Plan;
-use crate::config::PoolConfig;
 use crate::logging::LogLevel;
 use crate::server::fd_budget::FdBudget;
 use crate::server::Services;
 
-/// Whether a reload changes `[server.pool]` in place. The pool is built with
-/// its settings at startup; once it can take new ones (a `reconfigure`
-/// call), [`apply_pool`] makes that call and this turns true. While false,
-/// pool keys are reported as needing a restart and `apply_pool` is never
-/// reached.
-pub(super) const POOL_IN_PLACE: bool = false;
 
 /// Puts `plan.next` in force. Returns notes for the report (a level that
 /// RUST_LOG overrides, say); on an error nothing has changed.
@@ -44,23 +37,14 @@ pub(super) fn apply(
             notes.push(format!("server.max_connections: {shortfall}"));
         }
     }
-    if POOL_IN_PLACE && plan.changed.iter().any(|c| c.starts_with("server.pool.")) {
-        apply_pool(services, &plan.next.server.pool);
+    if plan.changed.iter().any(|c| c.starts_with("server.pool.")) {
+        // New limits apply to checkouts from now on; idle connections above
+        // lowered limits are closed by a cleanup pass the pool starts.
+        services.pool.reconfigure(plan.next.server.pool.clone());
     }
     Ok(notes)
 }
 
-/// The one place a reload applies `[server.pool]`: `services.pool` takes
-/// `next` for the connections it opens and keeps from now on. Wiring it is
-/// `services.pool.reconfigure(next.clone())` here and [`POOL_IN_PLACE`]
-/// set to true.
-fn apply_pool(services: &Services, next: &PoolConfig) {
-    tracing::warn!(
-        running = ?services.pool.config(),
-        wanted = ?next,
-        "the pool cannot take new settings in place; they apply at the next start"
-    );
-}
 
 /// The open-files soft limit in force (`None` when unknown or unlimited):
 /// a larger `server.max_connections` may need more than it allows.

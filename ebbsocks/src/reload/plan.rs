@@ -60,10 +60,6 @@ pub const RESTART_NEEDED: &[(&str, &str)] = &[
     ),
 ];
 
-/// `[server.pool]`: in place once the pool can take new settings (see
-/// [`super::apply::POOL_IN_PLACE`]), else a restart.
-const POOL_TABLE: &str = "server.pool";
-const POOL_RESTART_REASON: &str = "the pool keeps the settings it was built with";
 
 /// One reload's plan.
 #[derive(Debug)]
@@ -117,9 +113,6 @@ pub fn needs_restart(key: &str) -> bool {
 
 /// Why `key` needs a restart, if it does.
 pub fn restart_reason(key: &str) -> Option<&'static str> {
-    if !super::apply::POOL_IN_PLACE && is_within(key, POOL_TABLE) {
-        return Some(POOL_RESTART_REASON);
-    }
     RESTART_NEEDED
         .iter()
         .find(|(listed, _)| is_within(key, listed))

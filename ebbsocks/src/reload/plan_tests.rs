@@ -112,14 +112,11 @@ fn restart_keys_are_reported_and_keep_their_running_values() {
 }
 
 #[test]
-fn pool_settings_wait_for_a_restart_until_the_pool_takes_them_in_place() {
+fn pool_settings_change_in_place() {
     let plan = plan_of("", "[server.pool]\nmax_idle_per_dest = 2\n");
-    if super::super::apply::POOL_IN_PLACE {
-        assert_eq!(plan.changed, ["server.pool.max_idle_per_dest"]);
-    } else {
-        assert_eq!(plan.restart_needed, ["server.pool.max_idle_per_dest"]);
-        assert_eq!(plan.next.server.pool.max_idle_per_dest, 4);
-    }
+    assert_eq!(plan.changed, ["server.pool.max_idle_per_dest"]);
+    assert!(plan.restart_needed.is_empty());
+    assert_eq!(plan.next.server.pool.max_idle_per_dest, 2);
 }
 
 #[test]

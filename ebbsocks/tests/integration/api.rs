@@ -81,7 +81,13 @@ async fn stats_count_sessions_and_bytes() {
     let (status, pool) = get_json(api, "/api/pool/stats", None).await;
     assert_eq!(status, 200);
     assert_eq!(pool["total_created"], 1);
+    assert_eq!(pool["checkout_created"], 1);
+    assert_eq!(pool["spares_created"], 0);
     assert_eq!(pool["connections_in_use"], 0);
+    assert!(
+        pool.get("total_reused").is_none(),
+        "it duplicated pool_hits"
+    );
 
     let (status, memory) = get_json(api, "/api/memory", None).await;
     assert_eq!(status, 200);

@@ -145,7 +145,16 @@ async fn concurrent_checkouts(
 
     assert!(max_pending.load(SeqCst) <= MAX_PENDING_CONNECTS);
     assert_eq!(stats.pool_hits + stats.pool_misses, SESSIONS as u64);
-    assert_eq!(stats.total_reused, stats.pool_hits);
+    assert_eq!(
+        stats.total_created,
+        stats.checkout_created + stats.spares_created
+    );
+    // Every miss connected for its own client; every hit took a spare.
+    assert_eq!(stats.checkout_created, stats.pool_misses);
+    if stats.max_total_idle >= destinations * stats.max_idle_per_dest {
+        // Every spare fits: none can be turned away.
+        assert_eq!(stats.dropped_full, 0, "{stats:#?}");
+    }
     assert_eq!(stats.connections_in_use, 0, "every lease returned");
     // Each connection made was handed out once, is idle, or was discarded.
     assert_eq!(
@@ -167,6 +176,7 @@ async fn concurrent_checkouts(
     assert_eq!(sum(|d| d.hits), stats.pool_hits);
     assert_eq!(sum(|d| d.misses), stats.pool_misses);
     assert_eq!(sum(|d| d.created), stats.total_created);
+    assert_eq!(sum(|d| d.spares_created), stats.spares_created);
     assert_eq!(sum(|d| d.evicted), stats.evicted);
     assert_eq!(sum(|d| d.idle as u64), stats.total_idle as u64);
     assert_eq!(sum(|d| d.in_use as u64), 0);

@@ -8,23 +8,27 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::demand::{PauseReason, Rule};
 use super::events::Kind;
 use super::node::{probe, DestNode, IdleConn, Probe};
-use super::warm::Room;
 use super::{millis, read, write, Outcome, Pool};
+use crate::config::PoolConfig;
 
 impl Pool {
     /// Takes the newest usable idle connection for `dest`, discarding
-    /// expired and stale ones on the way, counts the checkout, and reserves
-    /// the destination's side of a warm-up, all under one lock.
+    /// expired and stale ones on the way, counts the checkout as demand,
+    /// and on a hit reserves the destination's side of its replacement,
+    /// all under one lock.
     pub(super) fn checkout(
         &self,
         dest: SocketAddr,
         now: Instant,
-    ) -> (Arc<DestNode>, Outcome, Room) {
-        let timeout = self.config.idle_timeout();
+        config: &PoolConfig,
+    ) -> (Arc<DestNode>, Outcome) {
+        let timeout = config.idle_timeout();
         let mut discarded: Vec<(IdleConn, Option<Probe>)> = Vec::new();
-        let (node, outcome, room) = loop {
+        let mut paused = None;
+        let (node, outcome) = loop {
             let node = self.node_for(dest);
             let mut state = node.lock();
             if state.removed {
@@ -48,8 +52,13 @@ impl Pool {
                     }
                     verdict => {
                         state.counters.stale += 1;
-                        if verdict == Probe::Data {
-                            state.warm_paused_until = Some(now + timeout);
+                        let reason = match verdict {
+                            Probe::Data => PauseReason::SpeaksFirst,
+                            Probe::Closed => PauseReason::ClosesIdle,
+                            Probe::Pristine | Probe::Error(_) => PauseReason::Broken,
+                        };
+                        if let Some(length) = state.pause.strike(now, timeout, reason) {
+                            paused = Some((reason, length));
                         }
                         discarded.push((conn, Some(verdict)));
                     }
@@ -58,22 +67,26 @@ impl Pool {
             let outcome = match hit {
                 Some(stream) => {
                     state.counters.hits += 1;
-                    state.counters.reused += 1;
                     state.in_use += 1;
-                    Outcome::Hit(stream)
+                    // A spare served a client: pooling works here.
+                    state.pause.clear_strikes();
+                    let open = state.in_use + state.connecting;
+                    state.demand.checkout(now, open, Rule::of(config));
+                    Outcome::Hit(stream, self.reserve_warm_up(&mut state, now, config))
                 }
                 None => {
                     state.counters.misses += 1;
                     state.connecting += 1;
+                    let open = state.in_use + state.connecting;
+                    state.demand.checkout(now, open, Rule::of(config));
                     Outcome::Miss
                 }
             };
-            let room = self.reserve_warm_up(&mut state, now);
             drop(state);
-            break (node, outcome, room);
+            break (node, outcome);
         };
         let counter = match outcome {
-            Outcome::Hit(_) => &self.counters.hits,
+            Outcome::Hit(..) => &self.counters.hits,
             Outcome::Miss => &self.counters.misses,
         };
         counter.fetch_add(1, Relaxed);
@@ -95,7 +108,10 @@ impl Pool {
                 }
             }
         }
-        (node, outcome, room)
+        if let Some((reason, length)) = paused {
+            self.warm_paused(dest, reason, length);
+        }
+        (node, outcome)
     }
 
     /// The destination's node, added if new.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::node::DestNode;
 use super::{read, write, Pool, MAX_TRACKED_DESTINATIONS};
@@ -36,18 +36,29 @@ pub(super) fn period(idle_timeout: Duration) -> Duration {
 
 /// Spawns the task. It holds the pool weakly, upgrading only for the
 /// duration of one pass, and returns once the pool is gone (the pool's drop
-/// wakes it).
+/// wakes it). The period follows the idle timeout in force, read before
+/// each wait, so a reconfigure (which also wakes the task) takes effect at
+/// once. While the pool is disabled the task only waits to be woken.
 pub(super) fn spawn(pool: &Arc<Pool>) -> JoinHandle<()> {
     let weak = Arc::downgrade(pool);
     let wake = pool.cleanup_wake.clone();
-    let mut ticks = tokio::time::interval(period(pool.config.idle_timeout()));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::spawn(async move {
-        ticks.tick().await; // The first tick is immediate.
         loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                () = wake.notified() => {}
+            let wait = {
+                let Some(pool) = weak.upgrade() else {
+                    break;
+                };
+                let config = pool.settings();
+                config.enabled.then(|| period(config.idle_timeout()))
+            };
+            match wait {
+                Some(period) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(period) => {}
+                        () = wake.notified() => {}
+                    }
+                }
+                None => wake.notified().await,
             }
             let Some(pool) = weak.upgrade() else {
                 break;
@@ -110,15 +121,21 @@ impl Trigger {
 /// A destination with nothing idle, reserved, connecting or in use.
 struct Unused {
     last_activity: Instant,
+    /// Its warming is paused: remembered past the idle timeout, so that
+    /// the back-off outlives a quiet spell (unless the map is over its cap).
+    paused: bool,
     dest: SocketAddr,
     node: Arc<DestNode>,
 }
 
 impl Pool {
-    /// One cleanup pass.
+    /// One cleanup pass: expiry, then the limits (which a reconfigure may
+    /// have lowered), then pruning.
     pub(super) fn cleanup(&self, now: Instant) {
-        let timeout = self.config.idle_timeout();
+        let config = self.settings();
+        let timeout = config.idle_timeout();
         let mut expired = Vec::new();
+        let mut over_limit = Vec::new();
         let mut unused = Vec::new();
         let tracked = {
             let map = read(&self.dests);
@@ -134,9 +151,16 @@ impl Pool {
                     state.counters.expired += n as u64;
                     expired.extend(state.idle.drain(..n));
                 }
+                // Above a lowered per-destination limit: the oldest go.
+                let above = state.idle.len().saturating_sub(config.max_idle_per_dest);
+                if above > 0 {
+                    state.counters.evicted += above as u64;
+                    over_limit.extend(state.idle.drain(..above));
+                }
                 if state.is_unused() {
                     unused.push(Unused {
                         last_activity: state.last_activity,
+                        paused: state.pause.active(now),
                         dest: *dest,
                         node: node.clone(),
                     });
@@ -150,6 +174,23 @@ impl Pool {
             self.slots.fetch_sub(n, Relaxed);
             self.counters.expired.fetch_add(n as u64, Relaxed);
             drop(expired); // Closed outside every lock.
+        }
+        let n = over_limit.len();
+        if n > 0 {
+            self.counters.idle.fetch_sub(n, Relaxed);
+            self.slots.fetch_sub(n, Relaxed);
+            self.counters.evicted.fetch_add(n as u64, Relaxed);
+            drop(over_limit);
+        }
+        // Above a lowered pool-wide limit: the oldest anywhere go.
+        while self.slots.load(Relaxed) > config.max_total_idle {
+            let Some((_, conn)) = self.evictions.evict_oldest() else {
+                break;
+            };
+            self.counters.idle.fetch_sub(1, Relaxed);
+            self.slots.fetch_sub(1, Relaxed);
+            self.counters.evicted.fetch_add(1, Relaxed);
+            drop(conn);
         }
 
         // Inactive for the idle timeout: nothing more to remember. Over the
@@ -167,7 +208,8 @@ impl Pool {
             .into_iter()
             .enumerate()
             .filter(|(rank, u)| {
-                *rank < excess || now.saturating_duration_since(u.last_activity) >= timeout
+                *rank < excess
+                    || (!u.paused && now.saturating_duration_since(u.last_activity) >= timeout)
             })
             .map(|(_, u)| u)
             .collect();

@@ -21,10 +21,11 @@ pub(super) enum Kind {
     Stale,
     Evicted,
     DroppedFull,
+    WarmPaused,
 }
 
 impl Kind {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 
     fn index(self) -> usize {
         self as usize
@@ -46,7 +47,12 @@ impl Kind {
             Kind::DroppedFull => (
                 Severity::Info,
                 "pool",
-                "idle limit reached: new idle connection not opened",
+                "idle limit reached: spare connection not kept",
+            ),
+            Kind::WarmPaused => (
+                Severity::Warning,
+                "pool",
+                "destination judged unsuited to pooling: no spares for a while",
             ),
         }
     }

@@ -23,6 +23,8 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::node::{DestNode, IdleConn};
@@ -38,15 +40,23 @@ struct Entry {
 #[derive(Debug)]
 pub(super) struct EvictionQueue {
     entries: Mutex<VecDeque<Entry>>,
-    compact_above: usize,
+    compact_above: AtomicUsize,
 }
 
 impl EvictionQueue {
     pub(super) fn new(max_total_idle: usize) -> Self {
-        Self {
+        let queue = Self {
             entries: Mutex::new(VecDeque::new()),
-            compact_above: max_total_idle.saturating_mul(2).saturating_add(32),
-        }
+            compact_above: AtomicUsize::new(0),
+        };
+        queue.set_limit(max_total_idle);
+        queue
+    }
+
+    /// Follows a change of `max_total_idle`.
+    pub(super) fn set_limit(&self, max_total_idle: usize) {
+        let above = max_total_idle.saturating_mul(2).saturating_add(32);
+        self.compact_above.store(above, Relaxed);
     }
 
     /// Registers a connection that has just been put in `node`'s idle list.
@@ -57,7 +67,7 @@ impl EvictionQueue {
             dest,
             node: Arc::downgrade(node),
         });
-        if entries.len() > self.compact_above {
+        if entries.len() > self.compact_above.load(Relaxed) {
             compact(&mut entries);
         }
     }

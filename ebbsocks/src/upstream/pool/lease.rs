@@ -120,7 +120,7 @@ impl Connecting {
             state.in_use += 1;
             state.counters.created += 1;
         }
-        self.counters.created.fetch_add(1, Relaxed);
+        self.counters.checkout_created.fetch_add(1, Relaxed);
         Lease::new(self.dest, false, self.counters.clone(), node)
     }
 }

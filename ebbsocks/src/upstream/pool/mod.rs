@@ -17,24 +17,26 @@
 //! bytes or a socket error mean the peer closed it, spoke first or broke it:
 //! it is closed, counted `stale`, reported as a telemetry event, and the next
 //! one is tried. With no usable idle connection the checkout connects itself
-//! within `connect_timeout_ms` (a miss). A destination that speaks first (a
-//! banner) never has a pooled connection handed out; after the first such
-//! discard the pool stops warming it for `idle_timeout_secs`.
+//! within `connect_timeout_ms` (a miss).
 //!
-//! **Warm-up.** Every checkout is demand for its destination, and the pool
-//! reacts by pre-connecting in the background: after a hit it replaces the
-//! connection taken; after a miss it adds one, up to `max_idle_per_dest`.
-//! Pre-connects are triggered only by checkouts, so a destination with no
-//! checkout within the idle timeout is never re-warmed. Before connecting,
-//! a pre-connect reserves its room under both limits (idle plus reserved
-//! per destination, and pool-wide), so a connection is never opened only to
-//! be dropped; if the global limit is full, the oldest idle connection
-//! anywhere is evicted to make room (`evicted`); if no room can be had, the
-//! connection is not opened (`dropped_full`). At most
-//! [`MAX_PENDING_CONNECTS`] pre-connects run at once across the pool; beyond
-//! that, warm-up is skipped. So a spike of thousands of sessions to one
-//! destination opens about one connection per session plus at most
-//! `max_idle_per_dest` spares, never a storm of replacements.
+//! **Warm-up follows demand** (the policy is in `demand.rs`). A destination
+//! gets spares only once it is in demand: its last `warm_after_checkouts`
+//! checkouts fell within `idle_timeout_secs`. A destination seen once costs
+//! exactly one upstream connection. Its spares follow the recent peak of
+//! sessions open to it at once, capped by `max_idle_per_dest`; each
+//! checkout opens at most one spare: after a hit, to replace the one taken;
+//! after a miss, only once the miss's own connect has succeeded, so a
+//! refusing destination is never connected to by the warmer. A destination
+//! whose idle connections are found closed, talking first (a banner) or
+//! broken, or whose spare connect failed, is judged unsuited to pooling:
+//! warming pauses for an idle timeout, doubling per strike up to 16, and a
+//! telemetry event says so. Before connecting, a spare reserves its room
+//! under both limits (idle plus reserved per destination, and pool-wide),
+//! so a connection is never opened only to be dropped; if the global limit
+//! is full, the oldest idle connection anywhere is evicted to make room
+//! (`evicted`); if no room can be had, the spare is not opened
+//! (`dropped_full`). At most [`MAX_PENDING_CONNECTS`] spares are being
+//! opened at once across the pool; beyond that, warm-up is skipped.
 //!
 //! **Limits and eviction.** A pool-wide FIFO of idle connections, in the
 //! order they went idle, finds the oldest without scanning destinations
@@ -57,14 +59,20 @@
 //! **Disabled** (`enabled = false`): [`Pool::get`] connects with the timeout
 //! and counts the connection (created, miss, in use); nothing is pooled,
 //! nothing is pre-connected, no per-destination bookkeeping is kept.
+//!
+//! **Reconfiguring** ([`Pool::reconfigure`], for a reload) swaps the
+//! configuration in place; see `reconfigure.rs` for when each change
+//! takes effect.
 
 mod checkout;
 mod cleanup;
 mod connector;
+mod demand;
 mod events;
 mod evict;
 mod lease;
 mod node;
+mod reconfigure;
 mod stats;
 mod warm;
 
@@ -78,20 +86,23 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use connector::{Connector, TcpConnector};
+pub use demand::MAX_WARM_AFTER_CHECKOUTS;
 pub use lease::{Lease, Upstream};
 pub use stats::{DestinationStats, PoolStats, PER_DESTINATION_LIMIT};
 
 use crate::config::PoolConfig;
 use crate::stats::Telemetry;
+use demand::Rule;
 use events::{Events, Kind};
 use evict::EvictionQueue;
 use lease::Connecting;
@@ -110,7 +121,9 @@ pub const MAX_TRACKED_DESTINATIONS: usize = 4096;
 /// The pool; shared as `Arc<Pool>` by every connection task. Always in
 /// use, even when disabled (then it only connects and counts).
 pub struct Pool {
-    config: PoolConfig,
+    /// The configuration in force; [`Pool::reconfigure`] swaps it. Each
+    /// checkout reads it once and keeps that snapshot to its end.
+    settings: ArcSwap<PoolConfig>,
     telemetry: Arc<Telemetry>,
     connector: Arc<dyn Connector>,
     dests: RwLock<HashMap<SocketAddr, Arc<DestNode>>>,
@@ -122,12 +135,15 @@ pub struct Pool {
     evictions: EvictionQueue,
     events: Events,
     cleanup_wake: Arc<Notify>,
+    /// Whether the cleanup task has been spawned (it is, once the pool is
+    /// first enabled, and then lives as long as the pool).
+    cleanup_started: AtomicBool,
     trigger: cleanup::Trigger,
 }
 
-/// What a checkout found.
+/// What a checkout found; a hit comes with its replacement's reservation.
 enum Outcome {
-    Hit(TcpStream),
+    Hit(TcpStream, warm::Room),
     Miss,
 }
 
@@ -144,9 +160,8 @@ impl Pool {
         connector: Arc<dyn Connector>,
     ) -> Arc<Pool> {
         let pool = Self::unstarted(config, telemetry, connector);
-        if pool.config.enabled {
-            // Detached: the task ends by itself once the pool is gone.
-            drop(cleanup::spawn(&pool));
+        if pool.settings().enabled {
+            pool.start_cleanup();
         }
         pool
     }
@@ -158,7 +173,7 @@ impl Pool {
     ) -> Arc<Pool> {
         Arc::new(Pool {
             evictions: EvictionQueue::new(config.max_total_idle),
-            config,
+            settings: ArcSwap::from_pointee(config),
             telemetry,
             connector,
             dests: RwLock::new(HashMap::new()),
@@ -167,37 +182,54 @@ impl Pool {
             next_id: AtomicU64::new(0),
             events: Events::new(),
             cleanup_wake: Arc::new(Notify::new()),
+            cleanup_started: AtomicBool::new(false),
             trigger: cleanup::Trigger::new(),
         })
     }
 
+    /// Spawns the cleanup task unless it runs already. Detached: the task
+    /// ends by itself once the pool is gone.
+    fn start_cleanup(self: &Arc<Self>) {
+        if !self.cleanup_started.swap(true, Relaxed) {
+            drop(cleanup::spawn(self));
+        }
+    }
+
     /// A pristine pooled connection if one is idle for `dest` (a hit), else
     /// a new connection within the connect timeout (a miss). Either way this
-    /// is demand for `dest`, and the pool pre-connects to keep it warm.
+    /// is demand for `dest`: once the destination is in demand, the pool
+    /// opens spares in the background, after a hit to replace the one
+    /// taken, after a miss only once its own connect has succeeded.
     ///
     /// Errors are the connect's; a timeout is `ErrorKind::TimedOut`.
     pub async fn get(self: &Arc<Self>, dest: SocketAddr) -> io::Result<Upstream> {
-        if !self.config.enabled {
+        let config = self.settings();
+        if !config.enabled {
             self.counters.misses.fetch_add(1, Relaxed);
-            let stream = self.connect(dest).await?;
-            self.counters.created.fetch_add(1, Relaxed);
+            let stream = self.connect(dest, &config).await?;
+            self.counters.checkout_created.fetch_add(1, Relaxed);
             let lease = Lease::new(dest, false, self.counters.clone(), None);
             return Ok(Upstream::new(stream, false, lease));
         }
         let now = Instant::now();
-        let (node, outcome, room) = self.checkout(dest, now);
-        self.warm_up(room, &node, dest, now);
-        match outcome {
-            Outcome::Hit(stream) => {
+        match self.checkout(dest, now, &config) {
+            (node, Outcome::Hit(stream, room)) => {
+                self.warm_up(room, &node, dest, now, &config);
                 let lease = Lease::new(dest, true, self.counters.clone(), Some(node));
                 Ok(Upstream::new(stream, true, lease))
             }
-            Outcome::Miss => {
+            (node, Outcome::Miss) => {
                 // Counted in the node already; uncounted if the connect fails
                 // or this future is dropped.
                 let connecting = Connecting::new(dest, self.counters.clone(), node.clone());
-                let stream = self.connect(dest).await?;
-                Ok(Upstream::new(stream, false, connecting.into_lease()))
+                let stream = self.connect(dest, &config).await?;
+                let lease = connecting.into_lease();
+                // Only now is the destination known to accept connections:
+                // a failed connect warms nothing.
+                let now = Instant::now();
+                let room = self.reserve_warm_up(&mut node.lock(), now, &config);
+                self.warm_up(room, &node, dest, now, &config);
+                Ok(Upstream::new(stream, false, lease))
             }
         }
     }
@@ -210,44 +242,55 @@ impl Pool {
         node.is_some_and(|node| !node.lock().idle.is_empty())
     }
 
-    pub fn config(&self) -> &PoolConfig {
-        &self.config
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<PoolConfig> {
+        self.settings()
+    }
+
+    fn settings(&self) -> Arc<PoolConfig> {
+        self.settings.load_full()
     }
 
     pub fn stats(&self) -> PoolStats {
         let now = Instant::now();
+        let config = self.settings();
         let (destinations, per_destination) = {
             let map = read(&self.dests);
-            (map.len(), stats::per_destination(map.iter(), now))
+            let rule = Rule::of(&config);
+            (map.len(), stats::per_destination(map.iter(), now, rule))
         };
         let c = &self.counters;
-        let hits = c.hits.load(Relaxed);
+        let checkout_created = c.checkout_created.load(Relaxed);
+        let spares_created = c.spares_created.load(Relaxed);
         PoolStats {
             total_idle: c.idle.load(Relaxed),
             destinations,
             connections_in_use: c.in_use.load(Relaxed),
-            total_created: c.created.load(Relaxed),
-            total_reused: hits,
-            pool_hits: hits,
+            total_created: checkout_created + spares_created,
+            checkout_created,
+            spares_created,
+            spares_failed: c.spares_failed.load(Relaxed),
+            pool_hits: c.hits.load(Relaxed),
             pool_misses: c.misses.load(Relaxed),
             dropped_full: c.dropped_full.load(Relaxed),
             evicted: c.evicted.load(Relaxed),
             expired: c.expired.load(Relaxed),
-            pending_creates: c.pending.load(Relaxed) as u64,
             stale: c.stale.load(Relaxed),
+            warm_pauses: c.warm_pauses.load(Relaxed),
+            pending_creates: c.pending.load(Relaxed) as u64,
             per_destination,
-            enabled: self.config.enabled,
-            max_idle_per_dest: self.config.max_idle_per_dest,
-            max_total_idle: self.config.max_total_idle,
-            idle_timeout_secs: self.config.idle_timeout_secs,
-            connect_timeout_ms: self.config.connect_timeout_ms,
+            enabled: config.enabled,
+            max_idle_per_dest: config.max_idle_per_dest,
+            max_total_idle: config.max_total_idle,
+            idle_timeout_secs: config.idle_timeout_secs,
+            connect_timeout_ms: config.connect_timeout_ms,
+            warm_after_checkouts: config.warm_after_checkouts,
         }
     }
 
     /// A checkout's own connect, with the timeout; failures are reported.
-    async fn connect(&self, dest: SocketAddr) -> io::Result<TcpStream> {
-        let result =
-            connect_with_timeout(&*self.connector, dest, self.config.connect_timeout()).await;
+    async fn connect(&self, dest: SocketAddr, config: &PoolConfig) -> io::Result<TcpStream> {
+        let result = connect_with_timeout(&*self.connector, dest, config.connect_timeout()).await;
         if let Err(e) = &result {
             self.connect_failed(dest, e, "checkout");
         }
@@ -276,7 +319,7 @@ impl Drop for Pool {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("config", &self.config)
+            .field("config", &self.settings())
             .field("destinations", &read(&self.dests).len())
             .field("idle", &self.counters.idle.load(Relaxed))
             .field("in_use", &self.counters.in_use.load(Relaxed))

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::demand::{Demand, Pause};
 use crate::stats::lock;
 
 /// A connection the pool opened itself and has never handed out.
@@ -29,8 +30,10 @@ pub(super) struct IdleConn {
 pub(super) struct DestCounters {
     pub(super) hits: u64,
     pub(super) misses: u64,
+    /// Connections opened for this destination, by checkouts and spares.
     pub(super) created: u64,
-    pub(super) reused: u64,
+    /// The part of `created` opened as spares.
+    pub(super) spares_created: u64,
     pub(super) dropped: u64,
     pub(super) evicted: u64,
     pub(super) expired: u64,
@@ -51,10 +54,11 @@ pub(super) struct DestState {
     /// Connections handed out whose lease is alive.
     pub(super) in_use: usize,
     pub(super) last_activity: Instant,
-    /// No pre-connects before this instant: set when a pooled connection
-    /// received bytes nobody asked for (a banner), since every pre-connected
-    /// connection to such a destination would be discarded anyway.
-    pub(super) warm_paused_until: Option<Instant>,
+    /// Recent checkouts: whether, and how many, spares are earned.
+    pub(super) demand: Demand,
+    /// Warming suspended after the destination proved unsuited to pooling
+    /// (closed or talking idle connections, a failed spare connect).
+    pub(super) pause: Pause,
     /// Set, under the map's write lock, when the node leaves the map. A
     /// checkout that finds it set looks the destination up again.
     pub(super) removed: bool,
@@ -82,7 +86,8 @@ impl DestNode {
                 connecting: 0,
                 in_use: 0,
                 last_activity: now,
-                warm_paused_until: None,
+                demand: Demand::new(now),
+                pause: Pause::default(),
                 removed: false,
                 counters: DestCounters::default(),
             }),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::demand::Rule;
 use super::millis;
 use super::node::DestNode;
 
@@ -19,13 +20,18 @@ pub const PER_DESTINATION_LIMIT: usize = 100;
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     pub(super) in_use: AtomicU64,
-    pub(super) created: AtomicU64,
+    /// Connections opened by checkouts themselves (misses that connected).
+    pub(super) checkout_created: AtomicU64,
+    /// Connections opened by warm-up.
+    pub(super) spares_created: AtomicU64,
+    pub(super) spares_failed: AtomicU64,
     pub(super) hits: AtomicU64,
     pub(super) misses: AtomicU64,
     pub(super) dropped_full: AtomicU64,
     pub(super) evicted: AtomicU64,
     pub(super) expired: AtomicU64,
     pub(super) stale: AtomicU64,
+    pub(super) warm_pauses: AtomicU64,
     /// Background pre-connects in flight.
     pub(super) pending: AtomicUsize,
     /// Connections sitting idle in the pool.
@@ -34,35 +40,53 @@ pub(super) struct Counters {
 
 /// A point-in-time view of the pool, as served by `GET /api/pool/stats`.
 /// Counters are read one by one without a global lock, so under load two
-/// of them may be a few operations apart.
+/// of them may be a few operations apart. Every counter counts from
+/// startup and never goes down; the gauges say "now". Two ratios follow:
+/// upstream connections opened per client CONNECT is
+/// `total_created / (pool_hits + pool_misses)`, and the hit ratio is
+/// `pool_hits / (pool_hits + pool_misses)`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Idle pristine connections ready for checkout.
+    /// Gauge: idle pristine connections ready for checkout.
     pub total_idle: usize,
-    /// Destinations with bookkeeping (pruned after inactivity).
+    /// Gauge: destinations with bookkeeping (pruned after inactivity).
     pub destinations: usize,
-    /// Upstream connections handed out whose session is still open.
+    /// Gauge: upstream connections handed out whose session is still open.
     pub connections_in_use: u64,
-    /// Upstream connections opened, by checkouts and by pre-connects.
+    /// Upstream connections opened successfully, for clients and as
+    /// spares: `checkout_created + spares_created`.
     pub total_created: u64,
-    /// Checkouts served with a pre-connected connection. Equal to
-    /// `pool_hits`: a connection is handed out at most once.
-    pub total_reused: u64,
+    /// Connections a checkout opened for its own client (a miss whose
+    /// connect succeeded).
+    pub checkout_created: u64,
+    /// Spare connections the warm-up opened (each one then idle until a
+    /// client takes it or it is discarded).
+    pub spares_created: u64,
+    /// Spare connects that failed (the destination is then paused).
+    pub spares_failed: u64,
+    /// Checkouts served by a spare: CONNECTs that skipped the handshake.
     pub pool_hits: u64,
-    /// Checkouts that had to connect.
+    /// Checkouts that connected themselves (whether or not that succeeded).
     pub pool_misses: u64,
-    /// Idle connections not opened because a limit was reached (the pool
-    /// reserves room before it connects, so it never opens one to drop it).
+    /// Spares the warm-up wanted but did not keep because no limit had room
+    /// for them: not opened (every pool-wide slot held by spares in flight)
+    /// or closed on arrival (limits lowered, or the pool disabled, while it
+    /// was connecting). One per spare turned away.
     pub dropped_full: u64,
-    /// Idle connections closed to make room under `max_total_idle`.
+    /// Idle connections closed to keep within the limits: the oldest one
+    /// anywhere when a spare needed room under `max_total_idle`, or those
+    /// above lowered limits (or all, when disabled) after a reconfigure.
     pub evicted: u64,
     /// Idle connections closed after `idle_timeout_secs`.
     pub expired: u64,
-    /// Background pre-connects in flight.
-    pub pending_creates: u64,
     /// Idle connections found closed, with unsolicited data or with an
     /// error at checkout, and discarded.
     pub stale: u64,
+    /// Times warming of a destination was paused because it proved
+    /// unsuited to pooling (see `per_destination[].warm_paused`).
+    pub warm_pauses: u64,
+    /// Gauge: spare connects in flight.
+    pub pending_creates: u64,
     /// At most [`PER_DESTINATION_LIMIT`] entries, most recently active first.
     pub per_destination: Vec<DestinationStats>,
     pub enabled: bool,
@@ -70,8 +94,10 @@ pub struct PoolStats {
     pub max_total_idle: usize,
     pub idle_timeout_secs: u64,
     pub connect_timeout_ms: u64,
+    pub warm_after_checkouts: usize,
 }
 
+/// One destination's share of the counters above, plus its policy state.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DestinationStats {
     pub destination: String,
@@ -79,12 +105,21 @@ pub struct DestinationStats {
     pub in_use: usize,
     pub hits: u64,
     pub misses: u64,
+    /// Connections opened to it, for clients and as spares.
     pub created: u64,
-    pub reused: u64,
+    /// The part of `created` opened as spares.
+    pub spares_created: u64,
     pub dropped: u64,
     pub evicted: u64,
     pub expired: u64,
     pub stale: u64,
+    /// Spares its recent demand has earned (0 unless in demand).
+    pub demand: usize,
+    /// Why warming is paused for it, while it is: `closes_idle_connections`,
+    /// `speaks_first`, `idle_connection_error` or `spare_connect_failed`.
+    pub warm_paused: Option<&'static str>,
+    /// How much longer the pause lasts (0 when not paused).
+    pub warm_paused_ms_left: u64,
     pub last_activity_ms_ago: u64,
 }
 
@@ -92,6 +127,7 @@ pub struct DestinationStats {
 pub(super) fn per_destination<'a>(
     nodes: impl Iterator<Item = (&'a SocketAddr, &'a Arc<DestNode>)>,
     now: Instant,
+    rule: Rule,
 ) -> Vec<DestinationStats> {
     let mut all: Vec<(Instant, DestinationStats)> = nodes
         .map(|(dest, node)| {
@@ -104,11 +140,14 @@ pub(super) fn per_destination<'a>(
                 hits: c.hits,
                 misses: c.misses,
                 created: c.created,
-                reused: c.reused,
+                spares_created: c.spares_created,
                 dropped: c.dropped,
                 evicted: c.evicted,
                 expired: c.expired,
                 stale: c.stale,
+                demand: state.demand.target(now, rule),
+                warm_paused: state.pause.reason(now).map(|r| r.label()),
+                warm_paused_ms_left: millis(state.pause.remaining(now)),
                 last_activity_ms_ago: millis(now.saturating_duration_since(state.last_activity)),
             };
             (state.last_activity, stats)

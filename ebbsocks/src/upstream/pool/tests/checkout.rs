@@ -3,7 +3,7 @@
 use super::*;
 
 #[tokio::test]
-async fn a_preconnected_connection_is_handed_out_as_a_hit() {
+async fn a_spare_is_handed_out_as_a_hit() {
     let server = Server::start(Mode::Drain).await;
     let (pool, _) = pool_for(config(4, 100), &server);
     let d = dest(1);
@@ -11,24 +11,27 @@ async fn a_preconnected_connection_is_handed_out_as_a_hit() {
     let first = pool.get(d).await.unwrap();
     assert!(!first.reused, "nothing was idle yet");
     settled(&pool).await;
-    assert_eq!(pool.stats().total_idle, 1, "the miss pre-connected one");
+    assert_eq!(pool.stats().total_idle, 0, "seen once: no spare");
+    let second = pool.get(d).await.unwrap();
+    assert!(!second.reused);
+    settled(&pool).await;
+    assert_eq!(pool.stats().total_idle, 1, "seen twice: one spare");
     let warm = idle_ports(&pool, d);
 
-    let second = pool.get(d).await.unwrap();
-    assert!(second.reused);
-    assert!(second.lease().reused());
-    assert_eq!(second.lease().destination(), d);
-    assert_eq!(vec![second.stream.local_addr().unwrap()], warm);
+    let third = pool.get(d).await.unwrap();
+    assert!(third.reused);
+    assert!(third.lease().reused());
+    assert_eq!(third.lease().destination(), d);
+    assert_eq!(vec![third.stream.local_addr().unwrap()], warm);
     settled(&pool).await;
     let stats = pool.stats();
-    assert_eq!((stats.pool_hits, stats.pool_misses), (1, 1));
-    assert_eq!(
-        stats.total_created, 3,
-        "miss, its pre-connect, the hit's replacement"
-    );
+    assert_eq!((stats.pool_hits, stats.pool_misses), (1, 2));
+    assert_eq!(stats.checkout_created, 2, "the two misses");
+    assert_eq!(stats.spares_created, 2, "the spare, the hit's replacement");
+    assert_eq!(stats.total_created, 4);
     assert_eq!(stats.total_idle, 1);
-    assert_eq!(stats.connections_in_use, 2);
-    drop((first, second));
+    assert_eq!(stats.connections_in_use, 3);
+    drop((first, second, third));
     assert_eq!(pool.stats().connections_in_use, 0);
 }
 
@@ -57,18 +60,21 @@ async fn a_used_connection_is_closed_with_its_session_and_never_reused() {
     let (pool, _) = pool_for(config(4, 100), &server);
     let d = dest(1);
 
+    drop(pool.get(d).await.unwrap());
     let session = pool.get(d).await.unwrap();
     let used = session.stream.local_addr().unwrap();
     let (mut stream, lease) = session.into_parts();
     stream.write_all(b"x").await.unwrap();
     settled(&pool).await;
-    let mut upstream_side = server.take_streams(2).await;
+    let mut upstream_side = server.take_streams(3).await;
     let used_peer = upstream_side
         .iter_mut()
         .find(|s| s.peer_addr().unwrap() == used)
         .unwrap();
     let mut byte = [0u8; 1];
-    used_peer.read_exact(&mut byte).await.unwrap();
+    bounded("the byte", used_peer.read_exact(&mut byte))
+        .await
+        .unwrap();
 
     assert_eq!(pool.stats().connections_in_use, 1, "the lease counts it");
     drop(stream);
@@ -76,7 +82,8 @@ async fn a_used_connection_is_closed_with_its_session_and_never_reused() {
     drop(lease);
     assert_eq!(pool.stats().connections_in_use, 0);
     // The upstream sees the used connection closed, not parked.
-    assert_eq!(used_peer.read(&mut byte).await.unwrap(), 0);
+    let read = bounded("the close", used_peer.read(&mut byte)).await;
+    assert_eq!(read.unwrap(), 0);
     // The pool holds only the pre-connected one, and hands out only that.
     assert!(!idle_ports(&pool, d).contains(&used));
     assert_eq!(pool.stats().total_idle, 1);
@@ -107,12 +114,23 @@ async fn connections_closed_by_the_upstream_are_discarded_as_stale() {
     let fresh = pool.get(d).await.unwrap();
     assert!(!fresh.reused, "both idle ones were closed by the peer");
     assert!(!idle.contains(&fresh.stream.local_addr().unwrap()));
+    settled(&pool).await;
     let stats = pool.stats();
     assert_eq!(stats.stale, 2);
     assert_eq!(stats.per_destination[0].stale, 2);
     assert_eq!(events(&telemetry, "not pristine"), 2);
     let event = &telemetry.query(&Default::default())[0];
     assert_eq!(event.details["reason"], "closed");
+    // Two closed connections in one checkout are one verdict: warming is
+    // paused once, and the miss opened no spare.
+    assert_eq!(stats.warm_pauses, 1);
+    assert_eq!(events(&telemetry, "unsuited to pooling"), 1);
+    assert_eq!(stats.spares_created, 2);
+    assert_eq!(stats.total_idle, 0);
+    assert_eq!(
+        stats.per_destination[0].warm_paused,
+        Some("closes_idle_connections")
+    );
 }
 
 #[tokio::test]
@@ -120,11 +138,14 @@ async fn a_destination_that_speaks_first_never_gets_a_pooled_connection() {
     let server = Server::start(Mode::Banner).await;
     let (pool, telemetry) = pool_for(config(4, 100), &server);
     let d = dest(1);
+    drop(pool.get(d).await.unwrap());
     let first = pool.get(d).await.unwrap();
     settled(&pool).await;
     let mut first = first;
     let mut banner = vec![0u8; BANNER.len()];
-    first.stream.read_exact(&mut banner).await.unwrap();
+    bounded("the banner", first.stream.read_exact(&mut banner))
+        .await
+        .unwrap();
     until("the banner on the idle one", || {
         idle_probes(&pool, d) == [Probe::Data]
     })
@@ -139,12 +160,17 @@ async fn a_destination_that_speaks_first_never_gets_a_pooled_connection() {
     assert_eq!(stats.stale, 1);
     assert_eq!(stats.pool_hits, 0);
     assert_eq!(
-        stats.total_created, 7,
-        "6 checkouts and 1 pre-connect: warm-up paused"
+        (stats.total_created, stats.spares_created),
+        (8, 1),
+        "7 checkouts and 1 spare: warm-up paused"
     );
-    until("every connect to be accepted", || server.accepted() == 7).await;
+    until("every connect to be accepted", || server.accepted() == 8).await;
     let event = &telemetry.query(&Default::default())[0];
     assert_eq!(event.details["reason"], "data");
+    assert_eq!(stats.per_destination[0].warm_paused, Some("speaks_first"));
+    let paused = &telemetry.query(&Default::default())[1];
+    assert_eq!(paused.details["reason"], "speaks_first");
+    assert_eq!(paused.details["paused_secs"], 30);
 }
 
 #[tokio::test]
@@ -157,7 +183,7 @@ async fn disabled_pool_connects_and_counts_but_keeps_nothing() {
     let b = pool.get(dest(1)).await.unwrap();
     assert!(!a.reused && !b.reused);
     let stats = pool.stats();
-    assert_eq!(stats.total_created, 2);
+    assert_eq!((stats.total_created, stats.checkout_created), (2, 2));
     assert_eq!(stats.pool_misses, 2);
     assert_eq!(stats.connections_in_use, 2);
     assert_eq!(
@@ -177,22 +203,20 @@ async fn a_refused_connect_is_an_error_and_a_telemetry_event() {
     let err = pool.get(dest(1)).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     settled(&pool).await;
+    // A second checkout would make it in demand: still nothing is warmed,
+    // since a failed connect warms nothing.
+    assert!(pool.get(dest(1)).await.is_err());
+    settled(&pool).await;
     let stats = pool.stats();
-    assert_eq!((stats.pool_misses, stats.total_created), (1, 0));
+    assert_eq!((stats.pool_misses, stats.total_created), (2, 0));
+    assert_eq!((stats.spares_created, stats.spares_failed), (0, 0));
     assert_eq!(stats.connections_in_use, 0);
     assert_eq!(stats.total_idle, 0);
     let failures = telemetry.query(&Default::default());
-    assert_eq!(
-        failures.len(),
-        2,
-        "the checkout's connect and the pre-connect"
-    );
+    assert_eq!(failures.len(), 2, "the checkouts' own connects, no spare");
     assert!(failures.iter().all(|e| e.category == "upstream"));
-    assert_eq!(
-        pool.slots.load(SeqCst),
-        0,
-        "failed pre-connect gave its slot back"
-    );
+    assert!(failures.iter().all(|e| e.details["during"] == "checkout"));
+    assert_eq!(pool.slots.load(SeqCst), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,9 +7,9 @@ async fn an_idle_connection_past_the_timeout_is_never_handed_out() {
     let server = Server::start(Mode::Drain).await;
     let (pool, _) = pool_for(config(4, 100), &server);
     let d = dest(1);
-    drop(pool.get(d).await.unwrap());
-    settled(&pool).await;
+    warm(&pool, d).await;
     let stale_port = idle_ports(&pool, d);
+    assert_eq!(stale_port.len(), 1);
 
     jump(Duration::from_secs(30)).await;
     let upstream = pool.get(d).await.unwrap();
@@ -24,11 +24,9 @@ async fn an_idle_connection_past_the_timeout_is_never_handed_out() {
 async fn cleanup_closes_expired_connections_and_keeps_fresh_ones() {
     let server = Server::start(Mode::Drain).await;
     let (pool, _) = pool_for(config(4, 100), &server);
-    drop(pool.get(dest(1)).await.unwrap());
-    settled(&pool).await;
+    warm(&pool, dest(1)).await;
     jump(Duration::from_secs(20)).await;
-    drop(pool.get(dest(2)).await.unwrap());
-    settled(&pool).await;
+    warm(&pool, dest(2)).await;
 
     jump(Duration::from_secs(10)).await;
     pool.cleanup(Instant::now());
@@ -37,8 +35,9 @@ async fn cleanup_closes_expired_connections_and_keeps_fresh_ones() {
     let stats = pool.stats();
     assert_eq!((stats.expired, stats.total_idle), (1, 1));
     assert_eq!(pool.slots.load(SeqCst), 1);
+    // Four sessions and the expired spare.
     until("the upstream to see it closed", || {
-        server.closed.load(SeqCst) == 3
+        server.closed.load(SeqCst) == 5
     })
     .await;
 }
@@ -109,22 +108,18 @@ async fn a_destination_in_use_is_not_pruned() {
     let server = Server::start(Mode::Drain).await;
     let (pool, _) = pool_for(config(4, 100), &server);
     let held = pool.get(dest(1)).await.unwrap();
-    settled(&pool).await;
     drop(pool.get(dest(2)).await.unwrap());
     jump(Duration::from_secs(60)).await;
     pool.cleanup(Instant::now());
-    // dest(1) has a live session; dest(2) had an idle connection, now expired.
-    assert_eq!(pool.stats().destinations, 2);
-    pool.cleanup(Instant::now() + Duration::from_secs(1));
-    assert_eq!(
-        pool.stats().destinations,
-        2,
-        "activity is the last use, not the expiry"
-    );
-    jump(Duration::from_secs(60)).await;
-    pool.cleanup(Instant::now());
+    // dest(1) has a live session; dest(2) has been unused for 60 s.
     assert_eq!(pool.stats().destinations, 1);
     drop(held);
+    pool.cleanup(Instant::now());
+    assert_eq!(
+        pool.stats().destinations,
+        1,
+        "activity is the session's end, not its start"
+    );
     jump(Duration::from_secs(60)).await;
     pool.cleanup(Instant::now());
     assert_eq!(pool.stats().destinations, 0);
@@ -138,7 +133,8 @@ async fn stats_match_what_happened() {
     let server = Server::start(Mode::Drain).await;
     let (pool, _) = pool_for(config(2, 100), &server);
     let d = dest(7);
-    drop(pool.get(d).await.unwrap()); // miss; pre-connect
+    drop(pool.get(d).await.unwrap()); // miss, seen once: no spare
+    drop(pool.get(d).await.unwrap()); // miss, in demand: a spare
     settled(&pool).await;
     let held = pool.get(d).await.unwrap(); // hit; replacement
     settled(&pool).await;
@@ -148,27 +144,33 @@ async fn stats_match_what_happened() {
         total_idle: 1,
         destinations: 1,
         connections_in_use: 1,
-        total_created: 3,
-        total_reused: 1,
+        total_created: 4,
+        checkout_created: 2,
+        spares_created: 2,
+        spares_failed: 0,
         pool_hits: 1,
-        pool_misses: 1,
+        pool_misses: 2,
         dropped_full: 0,
         evicted: 0,
         expired: 0,
-        pending_creates: 0,
         stale: 0,
+        warm_pauses: 0,
+        pending_creates: 0,
         per_destination: vec![DestinationStats {
             destination: "10.0.0.7:443".into(),
             idle: 1,
             in_use: 1,
             hits: 1,
-            misses: 1,
-            created: 3,
-            reused: 1,
+            misses: 2,
+            created: 4,
+            spares_created: 2,
             dropped: 0,
             evicted: 0,
             expired: 0,
             stale: 0,
+            demand: 1,
+            warm_paused: None,
+            warm_paused_ms_left: 0,
             last_activity_ms_ago: stats.per_destination[0].last_activity_ms_ago,
         }],
         enabled: true,
@@ -176,6 +178,7 @@ async fn stats_match_what_happened() {
         max_total_idle: 100,
         idle_timeout_secs: 30,
         connect_timeout_ms: 5000,
+        warm_after_checkouts: 2,
     };
     assert_eq!(stats, expected);
     drop(held);
@@ -193,6 +196,7 @@ async fn stats_match_what_happened() {
     assert_eq!(
         keys,
         [
+            "checkout_created",
             "connect_timeout_ms",
             "connections_in_use",
             "destinations",
@@ -207,11 +211,15 @@ async fn stats_match_what_happened() {
             "per_destination",
             "pool_hits",
             "pool_misses",
+            "spares_created",
+            "spares_failed",
             "stale",
             "total_created",
             "total_idle",
-            "total_reused",
+            "warm_after_checkouts",
+            "warm_pauses",
         ]
     );
     assert!(json["per_destination"][0]["last_activity_ms_ago"].is_u64());
+    assert!(json["per_destination"][0]["warm_paused"].is_null());
 }

@@ -3,12 +3,12 @@
 use super::*;
 
 #[tokio::test]
-async fn a_full_destination_gets_no_more_idle_connections() {
+async fn a_destination_gets_no_more_spares_than_max_idle_per_dest() {
     let server = Server::start(Mode::Drain).await;
     let (pool, telemetry) = pool_for(config(2, 10), &server);
     let d = dest(1);
-    // Five checkouts before any pre-connect can land: two reserve room,
-    // three find the destination full.
+    // Five sessions at once: demand is five, capped at two spares. The
+    // others were never wanted, so nothing counts as turned away.
     let sessions = tokio::join!(
         pool.get(d),
         pool.get(d),
@@ -19,11 +19,12 @@ async fn a_full_destination_gets_no_more_idle_connections() {
     settled(&pool).await;
     let stats = pool.stats();
     assert_eq!(stats.total_idle, 2);
-    assert_eq!(stats.dropped_full, 3);
-    assert_eq!(stats.per_destination[0].dropped, 3);
+    assert_eq!(stats.per_destination[0].demand, 2);
+    assert_eq!(stats.dropped_full, 0);
+    assert_eq!(stats.per_destination[0].dropped, 0);
     assert_eq!(stats.total_created, 7, "never connect-then-discard");
     until("every connect to be accepted", || server.accepted() == 7).await;
-    assert_eq!(events(&telemetry, "idle limit reached: new idle"), 3);
+    assert_eq!(events(&telemetry, "idle limit reached"), 0);
     drop(sessions);
 }
 
@@ -33,14 +34,12 @@ async fn a_full_pool_evicts_its_oldest_idle_connection() {
     let (pool, telemetry) = pool_for(config(2, 2), &server);
     let (a, b, c) = (dest(1), dest(2), dest(3));
     for d in [a, b] {
-        drop(pool.get(d).await.unwrap());
-        settled(&pool).await;
+        warm(&pool, d).await;
     }
     assert_eq!(pool.stats().total_idle, 2);
 
     // C's warm-up needs room: A's connection is the oldest.
-    drop(pool.get(c).await.unwrap());
-    settled(&pool).await;
+    warm(&pool, c).await;
     assert_eq!(idle_ports(&pool, a).len(), 0);
     assert_eq!(idle_ports(&pool, b).len(), 1);
     assert_eq!(idle_ports(&pool, c).len(), 1);
@@ -67,16 +66,29 @@ async fn a_full_pool_evicts_its_oldest_idle_connection() {
 }
 
 #[tokio::test]
-async fn with_every_slot_reserved_a_warm_up_is_dropped_not_forced() {
+async fn with_every_slot_reserved_a_spare_is_dropped_not_forced() {
     let server = Server::start(Mode::Drain).await;
-    let (pool, _) = pool_with(config(2, 2), Slow(server.addr, Duration::from_millis(50)));
-    // Two destinations reserve both global slots; the third has nothing to
-    // evict, since nothing is idle yet.
-    let all = tokio::join!(pool.get(dest(1)), pool.get(dest(2)), pool.get(dest(3)));
-    assert_eq!(pool.stats().dropped_full, 1);
-    settled(&pool).await;
-    assert_eq!(pool.stats().total_idle, 2);
-    drop(all);
+    // Each destination's two checkouts connect; its spare waits at the gate.
+    let (connector, _gate, _) = Gated::new(server.addr, 2);
+    let (pool, telemetry) = pool_with(config(1, 2), connector);
+    // Two destinations reserve both pool-wide slots; the third has nothing
+    // to evict, since nothing is idle yet: its one spare is turned away.
+    for d in [dest(1), dest(2), dest(3)] {
+        drop(pool.get(d).await.unwrap());
+        drop(pool.get(d).await.unwrap());
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.dropped_full, 1);
+    assert_eq!(dest_stats(&pool, dest(3)).dropped, 1);
+    assert_eq!(dest_stats(&pool, dest(1)).dropped, 0);
+    assert_eq!(stats.pending_creates, 2);
+    assert_eq!(stats.evicted, 0);
+    assert_eq!(events(&telemetry, "idle limit reached"), 1);
+    // A fourth destination, with both slots still reserved, is one more
+    // spare turned away.
+    drop(pool.get(dest(4)).await.unwrap());
+    drop(pool.get(dest(4)).await.unwrap());
+    assert_eq!(pool.stats().dropped_full, 2);
 }
 
 #[tokio::test]
@@ -119,39 +131,31 @@ async fn a_spike_to_one_destination_opens_no_replacement_storm() {
 }
 
 #[tokio::test]
-async fn preconnects_in_flight_never_exceed_the_cap() {
+async fn spares_in_flight_never_exceed_the_cap() {
     let server = Server::start(Mode::Drain).await;
-    let (gate, open) = tokio::sync::watch::channel(false);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let connector = Gated {
-        target: server.addr,
-        open,
-        calls: calls.clone(),
-    };
+    // Three checkouts per destination connect at once; every spare is held
+    // at the gate.
+    let (connector, gate, calls) = Gated::new(server.addr, 3);
     let (pool, _) = pool_with(config(4, 1000), connector);
-    // 300 checkouts over 100 destinations, every connect held at the gate:
-    // each checkout asks for a warm-up, and while nothing lands the cap is
-    // the only thing that says no. Counted at a point where nothing moves,
-    // so the figures are exact, not samples.
+    // 300 checkouts over 100 destinations, all in demand: each successful
+    // miss asks for a spare, and while none lands the cap is the only
+    // thing that says no. Counted at a point where nothing moves, so the
+    // figures are exact, not samples.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..300 {
         let pool = pool.clone();
         tasks.spawn(async move { drop(pool.get(dest(i % 100)).await.unwrap()) });
     }
-    until("every checkout to start connecting", || {
-        pool.counters.misses.load(SeqCst) == 300
-    })
-    .await;
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
     assert_eq!(pool.counters.pending.load(SeqCst), MAX_PENDING_CONNECTS);
-    until("every connect to reach the gate", || {
+    until("every spare to reach the gate", || {
         calls.load(SeqCst) == 300 + MAX_PENDING_CONNECTS
     })
     .await;
 
     gate.send(true).unwrap();
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
     settled(&pool).await;
     // Nothing else was opened: no warm-up ran past the cap, later or not.
     assert_eq!(calls.load(SeqCst), 300 + MAX_PENDING_CONNECTS);

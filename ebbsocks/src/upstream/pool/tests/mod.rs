@@ -9,7 +9,10 @@ mod bookkeeping;
 mod checkout;
 mod lifecycle;
 mod limits;
+mod policy;
+mod reconfigure;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -101,11 +104,12 @@ impl Server {
         self.accepted.load(SeqCst)
     }
 
-    /// Every stream accepted so far (Keep and Banner modes).
+    /// The next `n` streams accepted (Keep and Banner modes).
     pub(super) async fn take_streams(&mut self, n: usize) -> Vec<TcpStream> {
         let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.streams.recv().await.unwrap());
+        for i in 0..n {
+            let what = format!("accepted stream {} of {n}", i + 1);
+            out.push(bounded(&what, self.streams.recv()).await.unwrap());
         }
         out
     }
@@ -124,42 +128,83 @@ impl Connector for Redirect {
     }
 }
 
-/// Like [`Redirect`], after a delay (a simulated round trip).
-pub(super) struct Slow(pub(super) SocketAddr, pub(super) Duration);
-
-impl Connector for Slow {
-    fn connect(
-        &self,
-        _addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + '_>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.1).await;
-            TcpStream::connect(self.0).await
-        })
-    }
-}
-
-/// Like [`Redirect`], but every connect waits until the gate opens, and
-/// connects are counted: a test can stop the world with checkouts and
-/// pre-connects in flight and look at it.
+/// Like [`Redirect`], but each destination's first `free` connects go
+/// through at once and later ones wait until the gate opens; connects are
+/// counted. Since a destination's spares are only opened after its
+/// checkouts, `free` = the checkouts a test makes holds back exactly the
+/// spares, and a test can stop the world with spares in flight.
 pub(super) struct Gated {
     pub(super) target: SocketAddr,
+    pub(super) free: usize,
     pub(super) open: tokio::sync::watch::Receiver<bool>,
     pub(super) calls: Arc<AtomicUsize>,
+    pub(super) per_dest: std::sync::Mutex<HashMap<SocketAddr, usize>>,
+}
+
+impl Gated {
+    /// The connector and the sender that opens its gate.
+    pub(super) fn new(
+        target: SocketAddr,
+        free: usize,
+    ) -> (Self, tokio::sync::watch::Sender<bool>, Arc<AtomicUsize>) {
+        let (gate, open) = tokio::sync::watch::channel(false);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let connector = Gated {
+            target,
+            free,
+            open,
+            calls: calls.clone(),
+            per_dest: Default::default(),
+        };
+        (connector, gate, calls)
+    }
 }
 
 impl Connector for Gated {
     fn connect(
         &self,
-        _addr: SocketAddr,
+        addr: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + '_>> {
         self.calls.fetch_add(1, SeqCst);
+        let seen = {
+            let mut per_dest = self.per_dest.lock().unwrap();
+            let seen = per_dest.entry(addr).or_default();
+            *seen += 1;
+            *seen
+        };
         let mut open = self.open.clone();
         Box::pin(async move {
-            if open.wait_for(|open| *open).await.is_err() {
+            if seen > self.free && open.wait_for(|open| *open).await.is_err() {
                 return Err(io::ErrorKind::ConnectionAborted.into());
             }
             TcpStream::connect(self.target).await
+        })
+    }
+}
+
+/// Connects like [`Redirect`] or refuses, as the test switches it; counts
+/// every call. A spare connects only when its task first runs, after the
+/// checkout that asked for it has returned, so on the test's
+/// current-thread runtime a test can let checkouts through and refuse the
+/// spares they start.
+pub(super) struct Switch {
+    pub(super) target: Option<SocketAddr>,
+    pub(super) refuse: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) calls: Arc<AtomicUsize>,
+}
+
+impl Connector for Switch {
+    fn connect(
+        &self,
+        _addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send + '_>> {
+        self.calls.fetch_add(1, SeqCst);
+        let target = self.target.filter(|_| !self.refuse.load(SeqCst));
+        Box::pin(async move {
+            match target {
+                Some(target) => TcpStream::connect(target).await,
+                None => Err(io::ErrorKind::ConnectionRefused.into()),
+            }
         })
     }
 }
@@ -195,6 +240,7 @@ pub(super) fn config(max_idle_per_dest: usize, max_total_idle: usize) -> PoolCon
         max_total_idle,
         idle_timeout_secs: 30,
         connect_timeout_ms: 5000,
+        warm_after_checkouts: 2,
     }
 }
 
@@ -222,6 +268,23 @@ pub(super) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         tokio::task::yield_now().await;
+    }
+}
+
+/// Awaits `fut`; fails the test after 10 s of wall-clock time. For waits
+/// on sockets, which no clock jump can end.
+pub(super) async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            () = tokio::task::yield_now() => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
     }
 }
 
@@ -265,6 +328,21 @@ pub(super) fn events(telemetry: &Telemetry, needle: &str) -> usize {
         .iter()
         .filter(|e| e.message.contains(needle))
         .count()
+}
+
+/// Two checkouts of `d`, closed at once: `d` is now in demand and has one
+/// spare idle.
+pub(super) async fn warm(pool: &Arc<Pool>, d: SocketAddr) {
+    drop(pool.get(d).await.unwrap());
+    drop(pool.get(d).await.unwrap());
+    settled(pool).await;
+}
+
+/// The destination's entry in the stats.
+pub(super) fn dest_stats(pool: &Pool, d: SocketAddr) -> DestinationStats {
+    let stats = pool.stats().per_destination;
+    let found = stats.into_iter().find(|s| s.destination == d.to_string());
+    found.unwrap_or_else(|| panic!("{d} is not tracked"))
 }
 
 /// A fake destination address (the connector decides where it goes).
