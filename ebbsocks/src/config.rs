@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::access::AccessConfig;
 
 mod auth_api;
+mod proxy_protocol;
 pub use auth_api::{ApiConfig, AuthConfig, AuthMethod, UserConfig};
+pub use proxy_protocol::{ProxyProtocolConfig, TrustedSources};
 
 /// The commented default configuration. `ebbsocks` with no arguments runs on
 /// exactly this text, and `ebbsocks default-config` prints it, so the two can
@@ -79,7 +81,11 @@ pub struct ServerConfig {
     pub udp_idle_timeout_secs: u64,
     /// UDP associations open at once; more are refused.
     pub max_udp_associations: usize,
+    /// Set SO_REUSEPORT on the SOCKS listener, so that several processes
+    /// can listen on one address and the kernel spreads connections.
+    pub reuse_port: bool,
     pub pool: PoolConfig,
+    pub proxy_protocol: ProxyProtocolConfig,
 }
 
 impl Default for ServerConfig {
@@ -96,7 +102,9 @@ impl Default for ServerConfig {
             bind_timeout_secs: 60,
             udp_idle_timeout_secs: 300,
             max_udp_associations: 1000,
+            reuse_port: false,
             pool: PoolConfig::default(),
+            proxy_protocol: ProxyProtocolConfig::default(),
         }
     }
 }
@@ -321,6 +329,9 @@ impl Config {
                 "server.bind_timeout_secs",
                 "must be at least 1 second".into(),
             ));
+        }
+        if let Err(message) = server.proxy_protocol.trusted_sources() {
+            return Err(invalid("server.proxy_protocol.trusted", message));
         }
         self.validate_auth(origin)?;
         self.compile_access(&[])

@@ -50,6 +50,8 @@ pub enum SessionError {
     UdpAssociationsFull(usize),
     #[error("cannot open the UDP relay socket: {0}")]
     UdpRelaySocket(io::Error),
+    #[error("PROXY protocol header from a source not in server.proxy_protocol.trusted")]
+    UntrustedProxyHeader,
 }
 
 impl SessionError {
@@ -80,7 +82,8 @@ impl SessionError {
             | Self::BindClientClosed
             | Self::BindEarlyData(_)
             | Self::UdpAssociationsFull(_)
-            | Self::UdpRelaySocket(_) => ReplyCode::GeneralFailure,
+            | Self::UdpRelaySocket(_)
+            | Self::UntrustedProxyHeader => ReplyCode::GeneralFailure,
         }
     }
 
@@ -107,6 +110,7 @@ impl SessionError {
             Self::BindListen(_) => "bind_listen_failed",
             Self::UdpAssociationsFull(_) => "udp_associations_full",
             Self::UdpRelaySocket(_) => "udp_relay_socket",
+            Self::UntrustedProxyHeader => "proxy_header_untrusted",
         }
     }
 }

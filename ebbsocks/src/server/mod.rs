@@ -8,6 +8,7 @@ mod conn;
 pub mod fd_budget;
 mod handshake;
 pub mod limits;
+mod proxy_header;
 mod refusal;
 mod session;
 mod udp;
@@ -28,7 +29,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::access::AccessRules;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, TrustedSources};
 use crate::memory::MemoryMonitor;
 use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
@@ -58,6 +59,9 @@ pub struct Services {
     limits: Arc<SessionLimits>,
     /// Limits telemetry events about session limits being hit.
     limit_events: EventLimiter,
+    /// Balancers that must send a PROXY header (`server.proxy_protocol`);
+    /// `None` when the PROXY protocol is off.
+    proxy_trust: Option<TrustedSources>,
 }
 
 impl Services {
@@ -105,6 +109,11 @@ impl Services {
                 config.access.max_sessions_per_user,
             ),
             limit_events: EventLimiter::new(10, Duration::from_secs(1)),
+            proxy_trust: config
+                .server
+                .proxy_protocol
+                .trusted_sources()
+                .expect("the configuration was validated"),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
@@ -145,12 +154,22 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Binds a listener the way the server wants it: address reuse (so a restart
 /// does not wait out TIME_WAIT) and a deep accept queue.
 pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with SO_REUSEPORT when `reuse_port` (`server.reuse_port`):
+/// every process that sets it may bind the same address, and the kernel
+/// spreads new connections across their listeners.
+pub fn bind_with(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket2::SockRef::from(&socket).set_reuse_port(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }

@@ -4,6 +4,7 @@
 //! serializable snapshots.
 
 pub mod limiter;
+pub mod proxy;
 pub mod telemetry;
 pub mod udp;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+pub use proxy::{ProxyProtocolSnapshot, ProxyProtocolStats};
 pub use telemetry::{Event, EventFilter, Severity, Telemetry};
 pub use udp::{UdpDrop, UdpSnapshot, UdpStats};
 
@@ -46,6 +48,8 @@ pub struct Stats {
     bind_peers_rejected: AtomicU64,
     /// UDP ASSOCIATE: associations, datagrams and drops (see `udp.rs`).
     pub udp: UdpStats,
+    /// PROXY protocol headers accepted from trusted balancers (see `proxy.rs`).
+    pub proxy_protocol: ProxyProtocolStats,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -67,6 +71,7 @@ pub struct StatsSnapshot {
     pub bind_requests: u64,
     pub bind_peers_rejected: u64,
     pub udp: UdpSnapshot,
+    pub proxy_protocol: ProxyProtocolSnapshot,
 }
 
 impl Stats {
@@ -168,6 +173,7 @@ impl Stats {
             bind_requests: self.bind_requests.load(Relaxed),
             bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
             udp: self.udp.snapshot(),
+            proxy_protocol: self.proxy_protocol.snapshot(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod faults;
 mod limits;
 mod pool_concurrency;
 mod pool_socks;
+mod proxy_protocol;
 mod real_clients;
 mod session_ends;
 mod session_limits;
