@@ -16,6 +16,7 @@ mod pool_concurrency;
 mod pool_socks;
 mod proxy_protocol;
 mod real_clients;
+mod reuse_port;
 mod session_ends;
 mod session_limits;
 mod slowloris;
