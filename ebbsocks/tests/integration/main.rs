@@ -11,6 +11,7 @@ mod bind;
 mod cli;
 mod emfile;
 mod faults;
+mod haproxy;
 mod limits;
 mod pool_concurrency;
 mod pool_socks;
