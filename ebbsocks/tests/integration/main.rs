@@ -9,6 +9,7 @@ mod api_limits;
 mod auth;
 mod bind;
 mod cli;
+mod deploy_files;
 mod emfile;
 mod faults;
 mod haproxy;
