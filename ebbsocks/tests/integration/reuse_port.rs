@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::logged::LoggedServer;
+use crate::common::logged::{api_get, LoggedServer};
 use crate::common::process::START_DEADLINE;
 use crate::common::upstreams::echo_server;
 use crate::common::*;
@@ -12,6 +12,15 @@ fn config(listen: &str, reuse_port: bool) -> String {
     format!(
         "[server]\nlisten = \"{listen}\"\nreuse_port = {reuse_port}\n\
          [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = true\n"
+    )
+}
+
+/// [`config`] with reuse_port, a long shutdown grace and the API on.
+fn draining_config(listen: &str) -> String {
+    format!(
+        "[server]\nlisten = \"{listen}\"\nreuse_port = true\nshutdown_grace_secs = 60\n\
+         [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = true\n\
+         [api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
     )
 }
 
@@ -71,4 +80,62 @@ async fn without_reuse_port_the_second_process_cannot_bind() {
         stderr.contains("server.listen") && stderr.contains("in use"),
         "{stderr}"
     );
+}
+
+/// A rolling restart on one box: one of two processes sharing the port is
+/// told to stop while it serves a session. Its session carries on; every
+/// new connection goes to the other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_process_drains_while_the_other_takes_new_connections() {
+    let mut first = LoggedServer::start(&draining_config("127.0.0.1:0")).await;
+    let mut second = LoggedServer::start(&draining_config(&first.addr.to_string())).await;
+    assert_eq!(second.addr, first.addr);
+    let apis = [first.api_addr().await, second.api_addr().await];
+    let echo = echo_server("127.0.0.1:0").await;
+
+    // Sessions until one lands on the first process; keep that one open.
+    let mut held = None;
+    for _ in 0..40 {
+        let mut stream = socks5_connect(first.addr, echo).await;
+        within(stream.write_all(b"hi")).await.expect("write");
+        let mut back = [0u8; 2];
+        within(stream.read_exact(&mut back)).await.expect("echo");
+        let on_first = api_get(apis[0], "/api/stats").await["sessions_active"] == 1;
+        if on_first {
+            held = Some(stream);
+            break;
+        }
+    }
+    let mut held = held.expect("one of 40 connections reached the first process");
+    let second_before = second.access_log().len();
+
+    first.sigterm();
+    first
+        .wait_for(STEP, |entry| {
+            entry["fields"]["message"] == "stopped accepting; draining sessions"
+        })
+        .await;
+    const AFTER: usize = 20;
+    for _ in 0..AFTER {
+        let mut stream = socks5_connect(second.addr, echo).await;
+        within(stream.write_all(b"hi")).await.expect("write");
+        let mut back = [0u8; 2];
+        within(stream.read_exact(&mut back)).await.expect("echo");
+    }
+    // All of them ended in the second process's access log.
+    within(async {
+        while second.access_log().len() < second_before + AFTER {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // The held session still relays, and the first process exits once it ends.
+    within(held.write_all(b"still")).await.expect("write");
+    let mut back = [0u8; 5];
+    within(held.read_exact(&mut back))
+        .await
+        .expect("echo after SIGTERM");
+    drop(held);
+    assert!(first.exit_status().await.success());
 }
