@@ -7,20 +7,24 @@
 //! ```text
 //! main.rs        CLI -> Config::load -> bind listeners -> server::serve
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
-//!                (config/auth_api.rs: the [auth] and [api] sections)
+//!                (config/auth_api.rs: the [auth] and [api] sections;
+//!                config/proxy_protocol.rs: the trusted balancers)
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
 //! logging.rs     tracing setup: filter, text or JSON
 //! access/        the [access] rule set, compiled; pure allow/deny decisions
 //! auth/          argon2 password verification off the runtime's workers,
 //!                decoys for unknown users, the failed-login budget per client
-//! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
+//! proto/         sans-IO SOCKS4/4a/5 messages and the PROXY protocol header:
+//!                parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
 //!                conn.rs is one client's way through the server, bind/ serves
 //!                BIND (listener, peer checks, then relayed like CONNECT),
 //!                udp.rs the control side of UDP ASSOCIATE, session.rs counts
 //!                every granted session to its end, limits.rs the per-client
 //!                and per-user session limits, refusal.rs what a refusal
-//!                records, fd_budget.rs the open-files check at startup
+//!                records, fd_budget.rs the open-files check at startup,
+//!                proxy_header.rs the PROXY header of trusted balancers
+//!                before the handshake
 //! upstream/      resolve (async DNS), connect (each address in turn), pool of
 //!                pristine connections
 //! relay/         bidirectional relay in one task, no payload buffer idle or stalled

@@ -1,6 +1,7 @@
 //! The SOCKS listener: accept loop, connection limit, graceful shutdown.
-//! `conn.rs` is one client's way through the server; `handshake.rs` reads
-//! its greeting, credentials and request; `fd_budget.rs` says how many
+//! `conn.rs` is one client's way through the server; `proxy_header.rs`
+//! reads a trusted balancer's PROXY header before `handshake.rs` reads the
+//! greeting, credentials and request; `fd_budget.rs` says how many
 //! descriptors a configuration needs (checked by `main` at startup).
 
 mod bind;
