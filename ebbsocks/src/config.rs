@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::access::AccessConfig;
 
 mod auth_api;
+mod proxy_protocol;
 mod upstream;
 pub use auth_api::{ApiConfig, AuthConfig, AuthMethod, UserConfig};
+pub use proxy_protocol::{ProxyProtocolConfig, TrustedSources};
 pub use upstream::{AddressFamily, DnsConfig, KeepaliveConfig, NameServer, UpstreamConfig};
 
 /// The commented default configuration. `ebbsocks` with no arguments runs on
@@ -82,8 +84,12 @@ pub struct ServerConfig {
     pub udp_idle_timeout_secs: u64,
     /// UDP associations open at once; more are refused.
     pub max_udp_associations: usize,
+    /// Set SO_REUSEPORT on the SOCKS listener, so that several processes
+    /// can listen on one address and the kernel spreads connections.
+    pub reuse_port: bool,
     pub pool: PoolConfig,
     pub keepalive: KeepaliveConfig,
+    pub proxy_protocol: ProxyProtocolConfig,
 }
 
 impl Default for ServerConfig {
@@ -100,8 +106,10 @@ impl Default for ServerConfig {
             bind_timeout_secs: 60,
             udp_idle_timeout_secs: 300,
             max_udp_associations: 1000,
+            reuse_port: false,
             pool: PoolConfig::default(),
             keepalive: KeepaliveConfig::default(),
+            proxy_protocol: ProxyProtocolConfig::default(),
         }
     }
 }
@@ -339,6 +347,9 @@ impl Config {
                 "server.bind_timeout_secs",
                 "must be at least 1 second".into(),
             ));
+        }
+        if let Err(message) = server.proxy_protocol.trusted_sources() {
+            return Err(invalid("server.proxy_protocol.trusted", message));
         }
         self.validate_auth(origin)?;
         self.validate_upstream(origin)?;

@@ -54,6 +54,8 @@ pub enum SessionError {
     UdpAssociationsFull(usize),
     #[error("cannot open the UDP relay socket: {0}")]
     UdpRelaySocket(io::Error),
+    #[error("PROXY protocol header from a source not in server.proxy_protocol.trusted")]
+    UntrustedProxyHeader,
 }
 
 impl SessionError {
@@ -88,7 +90,8 @@ impl SessionError {
             | Self::BindClientClosed
             | Self::BindEarlyData(_)
             | Self::UdpAssociationsFull(_)
-            | Self::UdpRelaySocket(_) => ReplyCode::GeneralFailure,
+            | Self::UdpRelaySocket(_)
+            | Self::UntrustedProxyHeader => ReplyCode::GeneralFailure,
         }
     }
 
@@ -115,6 +118,7 @@ impl SessionError {
             Self::BindListen(_) => "bind_listen_failed",
             Self::UdpAssociationsFull(_) => "udp_associations_full",
             Self::UdpRelaySocket(_) => "udp_relay_socket",
+            Self::UntrustedProxyHeader => "proxy_header_untrusted",
         }
     }
 }

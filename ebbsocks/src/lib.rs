@@ -7,13 +7,15 @@
 //! ```text
 //! main.rs        CLI -> Config::load -> bind listeners -> server::serve
 //! config.rs      TOML model, defaults, validation; secrets masked in Debug
-//!                (config/auth_api.rs: the [auth] and [api] sections)
+//!                (config/auth_api.rs: the [auth] and [api] sections;
+//!                config/proxy_protocol.rs: the trusted balancers)
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
 //! logging.rs     tracing setup: filter, text or JSON
 //! access/        the [access] rule set, compiled; pure allow/deny decisions
 //! auth/          argon2 password verification off the runtime's workers,
 //!                decoys for unknown users, the failed-login budget per client
-//! proto/         sans-IO SOCKS4/4a/5 messages: parse from bytes, encode to bytes
+//! proto/         sans-IO SOCKS4/4a/5 messages and the PROXY protocol header:
+//!                parse from bytes, encode to bytes
 //! server/        accept loop, limits, shutdown; handshake.rs reads the request,
 //!                conn.rs is one client's way through the server, bind/ serves
 //!                BIND (listener, peer checks, then relayed like CONNECT),
@@ -22,7 +24,8 @@
 //!                and per-user session limits, refusal.rs what a refusal
 //!                records, fd_budget.rs the open-files check at startup,
 //!                live.rs puts a reloaded config in force, connection_limit.rs
-//!                is max_connections (resized in place)
+//!                is max_connections (resized in place), proxy_header.rs the
+//!                PROXY header of trusted balancers before the handshake
 //! upstream/      resolve (async DNS, failure kinds), connect (one deadline
 //!                from resolving to connected), happy_eyeballs (the staggered
 //!                race over a name's addresses), socket_options (nodelay,

@@ -96,7 +96,7 @@ async fn serve(
     log_level: Option<logging::LogLevel>,
 ) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let listener = server::bind(listen)
+    let listener = server::bind_with(listen, config.server.reuse_port)
         .with_context(|| format!("binding the SOCKS listener to {listen} (server.listen)"))?;
     let api_listener = if config.api.enabled {
         let addr = config.api.listen;

@@ -43,6 +43,8 @@ use std::sync::Arc;
 
 use crate::proto::Command;
 
+/// Also the form of `server.proxy_protocol.trusted`.
+pub(crate) use cidr::Cidr;
 pub use config::{AccessConfig, Action, PrivateDestinations, RuleConfig};
 pub use private::{embedded_ipv4, is_private};
 

@@ -20,10 +20,11 @@
 //!
 //! Files: `addr.rs` (the target address and its SOCKS5 form), `socks5.rs`
 //! (RFC 1928), `udp.rs` (the RFC 1928 UDP request header), `userpass.rs`
-//! (RFC 1929), `socks4.rs` (SOCKS4 and 4a),
-//! `tests/` (byte-exact unit tests and robustness tests).
+//! (RFC 1929), `socks4.rs` (SOCKS4 and 4a), `proxy.rs` (the PROXY
+//! protocol header a load balancer sends first), `tests/` (byte-exact unit tests and robustness tests).
 
 mod addr;
+mod proxy;
 mod socks4;
 mod socks5;
 mod udp;
@@ -33,6 +34,10 @@ mod userpass;
 mod tests;
 
 pub use addr::TargetAddr;
+pub use proxy::{
+    starts_like_proxy_header, ProxyHeader, MAX_PROXY_HEADER, MAX_PROXY_V1_HEADER,
+    MAX_PROXY_V2_ADDRESS_BLOCK, PROXY_V2_SIGNATURE,
+};
 pub use socks4::{
     encode_socks4_reply, parse_socks4_reply, Socks4Request, Socks4Status, MAX_SOCKS4A_DOMAIN,
     MAX_SOCKS4_REQUEST, MAX_SOCKS4_USER_ID, SOCKS4_REPLY_LEN,
@@ -168,6 +173,17 @@ pub enum ProtoError {
     /// message would wait for more bytes instead).
     #[error("datagram ends inside its header")]
     Truncated,
+    /// A connection that must start with a PROXY protocol header starts
+    /// with something else.
+    #[error("no PROXY protocol header")]
+    MissingProxyHeader,
+    /// A PROXY protocol header that breaks the specification; the label
+    /// names the part that does.
+    #[error("malformed PROXY protocol header ({0})")]
+    BadProxyHeader(&'static str),
+    /// A PROXY protocol header longer than this server accepts.
+    #[error("PROXY protocol header too long")]
+    ProxyHeaderTooLong,
 }
 
 impl ProtoError {
@@ -189,6 +205,9 @@ impl ProtoError {
             ProtoError::VersionMismatch => "version_mismatch",
             ProtoError::UnknownReplyCode(_) => "unknown_reply_code",
             ProtoError::Truncated => "truncated",
+            ProtoError::MissingProxyHeader => "proxy_header_missing",
+            ProtoError::BadProxyHeader(_) => "proxy_header_invalid",
+            ProtoError::ProxyHeaderTooLong => "proxy_header_too_long",
         }
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::handshake::{self, Negotiated};
+use super::handshake::Negotiated;
 use super::limits;
 use super::session::Session;
 use super::Services;
@@ -131,14 +131,15 @@ async fn establish(
     // handshake, whatever a reload does meanwhile.
     let config = services.config();
     let deadline = config.server.handshake_timeout();
-    let negotiated =
-        match tokio::time::timeout(deadline, handshake::negotiate(&mut client, &services.auth))
-            .await
-        {
-            Ok(Ok(negotiated)) => negotiated,
-            Ok(Err(err)) => return handshake_failed(services, &err),
-            Err(_) => return handshake_failed(services, &SessionError::HandshakeTimeout(deadline)),
-        };
+    // Behind a trusted balancer, `peer` becomes the client its PROXY header names.
+    let opening = super::proxy_header::negotiate(&mut client, peer, services);
+    let (peer, negotiated) = match tokio::time::timeout(deadline, opening).await {
+        Ok(Ok(Some(opened))) => opened,
+        // A balancer's health check, counted as such.
+        Ok(Ok(None)) => return None,
+        Ok(Err(err)) => return handshake_failed(services, &err),
+        Err(_) => return handshake_failed(services, &SessionError::HandshakeTimeout(deadline)),
+    };
 
     let access_log = config.logging.access_log;
     let log = access_log.then(|| Box::new(SessionLog::new(peer, &negotiated, started)));

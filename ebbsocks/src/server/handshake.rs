@@ -6,7 +6,7 @@
 //! it ([`Negotiated::grant`] or [`Negotiated::refuse`]), so a session cannot
 //! relay before replying or reply twice.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,10 +129,12 @@ struct MessageReader<'a> {
 }
 
 impl<'a> MessageReader<'a> {
-    fn new(stream: &'a mut TcpStream) -> Self {
+    /// `read_ahead`: bytes of the handshake already read from `stream`.
+    fn new(stream: &'a mut TcpStream, mut read_ahead: Vec<u8>) -> Self {
+        read_ahead.reserve(256);
         Self {
             stream,
-            buf: Vec::with_capacity(256),
+            buf: read_ahead,
         }
     }
 
@@ -183,17 +185,21 @@ impl<'a> MessageReader<'a> {
 }
 
 /// Runs the handshake up to a complete request. Failures that the protocol
-/// can express are answered before the error is returned.
+/// can express are answered before the error is returned. `client` is whom
+/// failed logins are charged to; `read_ahead` are bytes of the handshake
+/// already read (after a PROXY header).
 pub async fn negotiate(
     stream: &mut TcpStream,
     auth: &Authenticator,
+    client: IpAddr,
+    read_ahead: Vec<u8>,
 ) -> Result<Negotiated, SessionError> {
-    let mut reader = MessageReader::new(stream);
+    let mut reader = MessageReader::new(stream, read_ahead);
     // The version byte is read together with as much of the first message
     // as has arrived (up to the size of a SOCKS5 greeting): one read, not two.
     let version = reader.next(MAX_GREETING, peek_version).await?;
     match version {
-        Version::Socks5 => negotiate_v5(reader, auth).await,
+        Version::Socks5 => negotiate_v5(reader, auth, client).await,
         Version::Socks4 => negotiate_v4(reader, auth).await,
     }
 }
@@ -205,6 +211,7 @@ fn peek_version(buf: &[u8]) -> ParseResult<Version> {
 async fn negotiate_v5(
     mut reader: MessageReader<'_>,
     auth: &Authenticator,
+    client: IpAddr,
 ) -> Result<Negotiated, SessionError> {
     let greeting = reader.next(MAX_GREETING, Greeting::parse).await?;
     let wanted = if auth.requires_password() {
@@ -230,10 +237,9 @@ async fn negotiate_v5(
             }
         };
         // The failed-login budget is per client address.
-        let client = reader.stream.peer_addr().map_err(SessionError::ClientIo)?;
         let verdict = auth
             .verify(
-                client.ip(),
+                client,
                 credentials.username.as_bytes(),
                 &credentials.password,
             )

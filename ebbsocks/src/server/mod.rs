@@ -1,6 +1,7 @@
 //! The SOCKS listener: accept loop, connection limit, graceful shutdown.
-//! `conn.rs` is one client's way through the server; `handshake.rs` reads
-//! its greeting, credentials and request; `fd_budget.rs` says how many
+//! `conn.rs` is one client's way through the server; `proxy_header.rs`
+//! reads a trusted balancer's PROXY header before `handshake.rs` reads the
+//! greeting, credentials and request; `fd_budget.rs` says how many
 //! descriptors a configuration needs (checked by `main` at startup);
 //! `live.rs` puts a reloaded configuration in force, and
 //! `connection_limit.rs` is `max_connections`, resizable in place.
@@ -12,6 +13,7 @@ pub mod fd_budget;
 mod handshake;
 pub mod limits;
 mod live;
+mod proxy_header;
 mod refusal;
 mod session;
 mod udp;
@@ -31,7 +33,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::access::AccessRules;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, TrustedSources};
 use crate::memory::MemoryMonitor;
 use crate::stats::limiter::EventLimiter;
 use crate::stats::{Stats, Telemetry};
@@ -73,6 +75,9 @@ pub struct Services {
     limit_events: EventLimiter,
     /// `server.max_connections`, resized in place by a reload.
     connection_limit: ConnectionLimit,
+    /// Balancers that must send a PROXY header (`server.proxy_protocol`);
+    /// `None` when the PROXY protocol is off.
+    proxy_trust: Option<TrustedSources>,
 }
 
 impl Services {
@@ -122,6 +127,11 @@ impl Services {
             ),
             limit_events: EventLimiter::new(10, Duration::from_secs(1)),
             connection_limit: ConnectionLimit::new(config.server.max_connections),
+            proxy_trust: config
+                .server
+                .proxy_protocol
+                .trusted_sources()
+                .expect("the configuration was validated"),
             stats: Arc::new(Stats::new()),
             memory: MemoryMonitor::new(&config.memory),
             auth: Authenticator::new(&config.auth),
@@ -184,12 +194,22 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Binds a listener the way the server wants it: address reuse (so a restart
 /// does not wait out TIME_WAIT) and a deep accept queue.
 pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with SO_REUSEPORT when `reuse_port` (`server.reuse_port`):
+/// every process that sets it may bind the same address, and the kernel
+/// spreads new connections across their listeners.
+pub fn bind_with(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket2::SockRef::from(&socket).set_reuse_port(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }

@@ -4,6 +4,7 @@
 //! serializable snapshots.
 
 pub mod limiter;
+pub mod proxy;
 pub mod telemetry;
 pub mod udp;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+pub use proxy::{ProxyProtocolSnapshot, ProxyProtocolStats};
 pub use telemetry::{Event, EventFilter, Severity, Telemetry};
 pub use udp::{UdpDrop, UdpSnapshot, UdpStats};
 
@@ -50,6 +52,8 @@ pub struct Stats {
     /// `applied`, `unchanged` (the file said what runs already) or
     /// `rejected` (the file could not be used; the running one stays).
     reloads: Mutex<BTreeMap<&'static str, u64>>,
+    /// PROXY protocol headers accepted from trusted balancers (see `proxy.rs`).
+    pub proxy_protocol: ProxyProtocolStats,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -72,6 +76,7 @@ pub struct StatsSnapshot {
     pub bind_peers_rejected: u64,
     pub udp: UdpSnapshot,
     pub reloads: BTreeMap<&'static str, u64>,
+    pub proxy_protocol: ProxyProtocolSnapshot,
 }
 
 impl Stats {
@@ -179,6 +184,7 @@ impl Stats {
             bind_peers_rejected: self.bind_peers_rejected.load(Relaxed),
             udp: self.udp.snapshot(),
             reloads: lock(&self.reloads).clone(),
+            proxy_protocol: self.proxy_protocol.snapshot(),
         }
     }
 }

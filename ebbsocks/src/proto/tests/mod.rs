@@ -2,10 +2,12 @@
 //!
 //! `socks5`, `userpass`, `socks4`: byte-exact messages with the bytes
 //! commented. `udp`: the UDP request header, with its own byte soup.
+//! `proxy`: the PROXY protocol header, both versions.
 //! `robustness`: every prefix, pseudo-random byte soup, size caps.
 //! `properties`: proptest round trips and the parser contract on any bytes.
 
 mod properties;
+mod proxy;
 mod robustness;
 mod socks4;
 mod socks5;

@@ -123,7 +123,7 @@ fn soup_of(
 /// A valid message's bytes with a few bytes overwritten, then cut short or
 /// extended: inputs close to valid ones, where parsers are most likely
 /// wrong.
-fn mutated(valid: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn mutated(valid: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     (
         valid,
         vec((any::<prop::sample::Index>(), steering_byte()), 0..4),
@@ -183,7 +183,7 @@ fn check_round_trip<T: Clone + PartialEq + Debug>(
 }
 
 /// How a parsed message goes back to bytes, for the re-encoding check.
-enum Reencode<T> {
+pub(super) enum Reencode<T> {
     /// Parse then encode gives the very bytes that were read.
     Exact(fn(&T) -> Vec<u8>),
     /// Several encodings mean the same message: the encoding of the parsed
@@ -192,7 +192,7 @@ enum Reencode<T> {
 }
 
 /// The parser contract of `proto/mod.rs`, on one buffer.
-fn check_contract<T: Clone + PartialEq + Debug>(
+pub(super) fn check_contract<T: Clone + PartialEq + Debug>(
     parse: fn(&[u8]) -> ParseResult<T>,
     max: usize,
     reencode: &Reencode<T>,

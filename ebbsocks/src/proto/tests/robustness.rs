@@ -14,20 +14,20 @@ use crate::proto::{
 };
 
 /// One parser with what the tests need to know about it.
-struct Subject<T> {
-    name: &'static str,
-    parse: fn(&[u8]) -> ParseResult<T>,
+pub(super) struct Subject<T> {
+    pub(super) name: &'static str,
+    pub(super) parse: fn(&[u8]) -> ParseResult<T>,
     /// The message's bytes (a valid value must encode).
-    encode: fn(&T) -> Vec<u8>,
+    pub(super) encode: fn(&T) -> Vec<u8>,
     /// Whether parsing then encoding gives back the very same bytes (false
     /// where several encodings mean the same message).
-    canonical: bool,
+    pub(super) canonical: bool,
     /// A random valid message.
-    generate: fn(&mut Rng) -> T,
+    pub(super) generate: fn(&mut Rng) -> T,
     /// The message's `MAX_*` size.
-    max: usize,
+    pub(super) max: usize,
     /// The first byte of the message, to steer the soup past the version check.
-    version: u8,
+    pub(super) version: u8,
 }
 
 fn encode_with<T>(
@@ -44,7 +44,7 @@ fn random_ipv4(rng: &mut Rng) -> Ipv4Addr {
     Ipv4Addr::new(1 + rng.below(255) as u8, rng.byte(), rng.byte(), rng.byte())
 }
 
-fn random_socket_addr(rng: &mut Rng) -> SocketAddr {
+pub(super) fn random_socket_addr(rng: &mut Rng) -> SocketAddr {
     let port = rng.next() as u16;
     if rng.below(2) == 0 {
         SocketAddr::from((random_ipv4(rng), port))
@@ -134,7 +134,7 @@ fn check_buffer<T: Clone + PartialEq + Debug>(s: &Subject<T>, rng: &mut Rng, buf
     }
 }
 
-fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
+pub(super) fn exercise<T: Clone + PartialEq + Debug>(s: Subject<T>, seed: u64) {
     let mut rng = Rng::new(seed);
     // Every prefix of many valid messages.
     let mut valid = Vec::new();

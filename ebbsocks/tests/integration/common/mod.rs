@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod logged;
 pub mod process;
 pub mod upstreams;
 
