@@ -6,7 +6,6 @@ use crate::logging::LogLevel;
 use crate::server::fd_budget::FdBudget;
 use crate::server::Services;
 
-
 /// Puts `plan.next` in force. Returns notes for the report (a level that
 /// RUST_LOG overrides, say); on an error nothing has changed.
 pub(super) fn apply(
@@ -44,7 +43,6 @@ pub(super) fn apply(
     }
     Ok(notes)
 }
-
 
 /// The open-files soft limit in force (`None` when unknown or unlimited):
 /// a larger `server.max_connections` may need more than it allows.

@@ -60,7 +60,6 @@ pub const RESTART_NEEDED: &[(&str, &str)] = &[
     ),
 ];
 
-
 /// One reload's plan.
 #[derive(Debug)]
 pub struct Plan {

@@ -40,8 +40,8 @@ use crate::stats::{Stats, Telemetry};
 use crate::upstream::connect::ConnectPolicy;
 use crate::upstream::pool::{Connector, Pool, TcpConnector};
 use crate::upstream::resolve::Resolver;
-use connection_limit::ConnectionLimit;
 use crate::upstream::socket_options::SocketOptions;
+use connection_limit::ConnectionLimit;
 use limits::SessionLimits;
 
 /// Everything a connection needs, shared by all of them and by the HTTP API.
