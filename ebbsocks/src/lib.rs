@@ -27,14 +27,19 @@
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes
-//! stats/         counters and the telemetry event ring, as JSON snapshots
+//! stats/         counters, latency histograms and the telemetry event ring,
+//!                as JSON snapshots
+//! metrics/       Prometheus metrics: a prometheus-client collector reading
+//!                stats, the pool and memory at scrape time
 //! api/           HTTP API (axum routes, served by hyper with a timer and a
-//!                connection cap): thin routes over stats, pool and memory
+//!                connection cap): thin routes over stats, pool and memory;
+//!                metrics.rs serves /metrics
 //! ```
 //!
 //! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,
 //! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
-//! and `stats`); `api` reads `stats`, the pool and `memory`; `proto`
+//! and `stats`); `metrics` reads `stats`, the pool and `memory`; `api`
+//! reads those and `metrics`; `proto`
 //! knows nothing of the rest, and nothing below `api` knows HTTP exists.
 
 pub mod access;
@@ -44,6 +49,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod proto;
 pub mod relay;
 pub mod server;

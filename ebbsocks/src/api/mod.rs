@@ -1,10 +1,11 @@
 //! The HTTP API: health, server stats, pool stats, telemetry events and
-//! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
+//! memory readings, as JSON, and Prometheus metrics (`metrics.rs`). Handlers are thin: the data comes from `stats`,
 //! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
 //! (size caps, bearer token, JSON errors).
 
 mod guard;
+mod metrics;
 mod serve;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Secret;
 use crate::memory::MemoryMonitor;
+use crate::metrics::Metrics;
 use crate::stats::{EventFilter, Stats, Telemetry};
 use crate::upstream::pool::Pool;
 use guard::ApiError;
@@ -37,10 +39,16 @@ pub struct ApiState {
     pub memory: Arc<MemoryMonitor>,
 }
 
-/// The routes; with a token, every route but `/healthz` requires
-/// `Authorization: Bearer <token>`.
+/// The routes; with a token, every route but `/healthz` (so `/metrics`
+/// too) requires `Authorization: Bearer <token>`.
 pub fn router(state: ApiState, token: Option<Secret>) -> Router {
+    let metrics = Arc::new(Metrics::new(
+        state.stats.clone(),
+        state.pool.clone(),
+        state.memory.clone(),
+    ));
     let protected = Router::new()
+        .route("/metrics", get(metrics::scrape).with_state(metrics))
         .route("/api/stats", get(server_stats))
         .route("/api/pool/stats", get(pool_stats))
         .route("/api/telemetry/events", get(telemetry_events))

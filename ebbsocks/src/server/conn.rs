@@ -79,12 +79,36 @@ pub(super) async fn handle(
     // Polled in place: moving the relay out would give it a second slot in
     // the task's state.
     let outcome = tokio::select! {
-        outcome = &mut session.relay => outcome,
+        outcome = LiveBytes(&mut session) => outcome,
         () = force_close.cancelled() => session.relay.interrupted(),
     };
     let up = outcome.client_to_upstream + session.early_bytes;
     let down = outcome.upstream_to_client;
     session.session.finish(up, down, outcome.end.label());
+}
+
+/// Polls a session's relay and, after each wake-up, adds the bytes it moved
+/// to the server-wide counters, so they grow while the session runs: a
+/// long download shows in the stats as it happens, not when it ends.
+struct LiveBytes<'a>(&'a mut Established);
+
+impl std::future::Future for LiveBytes<'_> {
+    type Output = relay::RelayOutcome;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let established = &mut *self.get_mut().0;
+        let polled = std::pin::Pin::new(&mut established.relay).poll(cx);
+        // `interrupted` reads the bytes moved so far without ending anything.
+        let so_far = established.relay.interrupted();
+        established.session.relayed(
+            so_far.client_to_upstream + established.early_bytes,
+            so_far.upstream_to_client,
+        );
+        polled
+    }
 }
 
 /// What a granted request goes on with once its setup is freed.
@@ -129,7 +153,10 @@ async fn establish(
         match tokio::time::timeout(deadline, handshake::negotiate(&mut client, &services.auth))
             .await
         {
-            Ok(Ok(negotiated)) => negotiated,
+            Ok(Ok(negotiated)) => {
+                services.stats.handshake_completed(started.elapsed());
+                negotiated
+            }
             Ok(Err(err)) => return handshake_failed(services, &err),
             Err(_) => return handshake_failed(services, &SessionError::HandshakeTimeout(deadline)),
         };
@@ -178,8 +205,13 @@ async fn establish(
         &services.pool,
         &gate,
     );
+    let connect_started = Instant::now();
     let upstream = match connecting.await {
-        Ok(upstream) => upstream,
+        Ok(upstream) => {
+            let elapsed = connect_started.elapsed();
+            services.stats.upstream_connected(elapsed, upstream.reused);
+            upstream
+        }
         Err(SessionError::Denied(denial)) => {
             services.note_denial(peer, &gate.who, &negotiated.target, &denial);
             let err = SessionError::Denied(denial);
@@ -227,7 +259,7 @@ pub(super) async fn grant_and_relay(
     lease: Option<Lease>,
     log: Option<Box<SessionLog>>,
 ) -> Option<Established> {
-    let session = Session::start(&services.stats, log);
+    let mut session = Session::start(&services.stats, log);
     let Ok(early_data) = negotiated.grant(&mut client, bound).await else {
         session.finish(0, 0, REPLY_FAILED);
         return None;
@@ -236,6 +268,7 @@ pub(super) async fn grant_and_relay(
         session.finish(0, 0, UPSTREAM_WRITE_FAILED);
         return None;
     }
+    session.relayed(early_data.len() as u64, 0);
     Some(Established {
         relay: relay::relay(client, upstream, &relay_options(services)),
         _lease: lease,

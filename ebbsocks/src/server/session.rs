@@ -19,6 +19,8 @@ pub(super) struct Session {
     stats: Option<Arc<Stats>>,
     /// Boxed: only present with the access log on.
     log: Option<Box<SessionLog>>,
+    /// Bytes already added to the server-wide counters: (up, down).
+    counted: (u64, u64),
 }
 
 impl Session {
@@ -28,6 +30,23 @@ impl Session {
         Self {
             stats: Some(stats.clone()),
             log,
+            counted: (0, 0),
+        }
+    }
+
+    /// The session has moved `up` and `down` bytes in all so far: adds what
+    /// was not counted yet to the server-wide byte counters.
+    pub(super) fn relayed(&mut self, up: u64, down: u64) {
+        let Some(stats) = &self.stats else {
+            return;
+        };
+        let (counted_up, counted_down) = self.counted;
+        if (up, down) != self.counted {
+            stats.relayed(
+                up.saturating_sub(counted_up),
+                down.saturating_sub(counted_down),
+            );
+            self.counted = (up.max(counted_up), down.max(counted_down));
         }
     }
 
@@ -37,10 +56,11 @@ impl Session {
     }
 
     fn record(&mut self, up: u64, down: u64, outcome: &'static str) {
+        self.relayed(up, down);
         let Some(stats) = self.stats.take() else {
             return;
         };
-        stats.session_finished(up, down, outcome);
+        stats.session_finished(outcome);
         if let Some(log) = self.log.take() {
             log.write(up, down, outcome);
         }
@@ -49,7 +69,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.record(0, 0, DROPPED);
+        // What was counted as it moved is what the session moved.
+        let (up, down) = self.counted;
+        self.record(up, down, DROPPED);
     }
 }
 
@@ -76,5 +98,41 @@ mod tests {
         assert_eq!(snap.session_outcomes.get("closed"), Some(&1));
         assert_eq!(snap.bytes_client_to_upstream, 3);
         assert_eq!(snap.bytes_upstream_to_client, 4);
+    }
+
+    #[test]
+    fn bytes_are_counted_while_the_session_runs_and_once_in_all() {
+        let stats = Arc::new(Stats::new());
+        let mut session = Session::start(&stats, None);
+        session.relayed(100, 0);
+        session.relayed(100, 0); // nothing new: nothing added
+        session.relayed(150, 40);
+        let snap = stats.snapshot();
+        assert_eq!(snap.sessions_active, 1, "still running");
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (150, 40)
+        );
+        session.finish(200, 40, "closed");
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (200, 40),
+            "the end adds only the rest"
+        );
+    }
+
+    #[test]
+    fn a_dropped_session_keeps_the_bytes_it_moved() {
+        let stats = Arc::new(Stats::new());
+        let mut session = Session::start(&stats, None);
+        session.relayed(7, 9);
+        drop(session);
+        let snap = stats.snapshot();
+        assert_eq!(snap.session_outcomes.get(DROPPED), Some(&1));
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (7, 9)
+        );
     }
 }
