@@ -12,6 +12,7 @@ mod cli;
 mod emfile;
 mod faults;
 mod limits;
+mod metrics;
 mod pool_concurrency;
 mod pool_socks;
 mod real_clients;
