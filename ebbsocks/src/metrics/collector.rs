@@ -15,7 +15,7 @@ use super::families::Families;
 use crate::error::AUTH_FAILURE_REASONS;
 use crate::memory::{MemoryMonitor, MemoryReport};
 use crate::stats::{Stats, StatsSnapshot, UdpSnapshot};
-use crate::upstream::pool::{Pool, PoolStats};
+use crate::upstream::pool::Pool;
 
 /// Reads the server's counters on each scrape.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Collector for ServerCollector {
         sessions(&mut out, &snapshot)?;
         latency(&mut out, &self.stats)?;
         udp(&mut out, &snapshot.udp)?;
-        pool(&mut out, &self.pool.stats())?;
+        super::pool::encode(&mut out, &self.pool.stats())?;
         memory(&mut out, &self.memory.report())
     }
 }
@@ -206,111 +206,6 @@ fn udp(out: &mut Families, u: &UdpSnapshot) -> fmt::Result {
         None,
         "reason",
         u.drops.iter().map(|(k, v)| (*k, *v)),
-    )
-}
-
-fn pool(out: &mut Families, p: &PoolStats) -> fmt::Result {
-    out.gauge(
-        "ebbsocks_pool_idle_connections",
-        "Idle pristine upstream connections ready for checkout.",
-        None,
-        p.total_idle,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_destinations",
-        "Destinations the pool keeps bookkeeping for.",
-        None,
-        p.destinations,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_connections_in_use",
-        "Upstream connections handed out whose session is still open.",
-        None,
-        p.connections_in_use,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_pending_creates",
-        "Background pre-connects in flight.",
-        None,
-        p.pending_creates,
-    )?;
-    out.counter(
-        "ebbsocks_pool_connections_created",
-        "Upstream connections opened, by checkouts and by pre-connects.",
-        None,
-        p.total_created,
-    )?;
-    out.counter(
-        "ebbsocks_pool_connections_reused",
-        "Checkouts served with a pre-connected connection (equal to the hits).",
-        None,
-        p.total_reused,
-    )?;
-    out.counter(
-        "ebbsocks_pool_hits",
-        "Checkouts served from the pool.",
-        None,
-        p.pool_hits,
-    )?;
-    out.counter(
-        "ebbsocks_pool_misses",
-        "Checkouts that had to connect.",
-        None,
-        p.pool_misses,
-    )?;
-    out.counter(
-        "ebbsocks_pool_dropped_full",
-        "Idle connections not opened because a pool limit was reached.",
-        None,
-        p.dropped_full,
-    )?;
-    out.counter(
-        "ebbsocks_pool_evicted",
-        "Idle connections closed to make room under max_total_idle.",
-        None,
-        p.evicted,
-    )?;
-    out.counter(
-        "ebbsocks_pool_expired",
-        "Idle connections closed after idle_timeout_secs.",
-        None,
-        p.expired,
-    )?;
-    out.counter(
-        "ebbsocks_pool_stale",
-        "Idle connections found closed, with data or with an error at checkout, and discarded.",
-        None,
-        p.stale,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_enabled",
-        "1 when the pool is enabled, 0 when every checkout connects.",
-        None,
-        u64::from(p.enabled),
-    )?;
-    out.gauge(
-        "ebbsocks_pool_max_idle_per_destination",
-        "Configured cap on idle connections per destination.",
-        None,
-        p.max_idle_per_dest,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_max_total_idle",
-        "Configured cap on idle connections in all.",
-        None,
-        p.max_total_idle,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_idle_timeout",
-        "Configured time an idle connection is kept.",
-        Some(Unit::Seconds),
-        p.idle_timeout_secs,
-    )?;
-    out.gauge(
-        "ebbsocks_pool_connect_timeout",
-        "Configured timeout of each upstream connect attempt.",
-        Some(Unit::Seconds),
-        p.connect_timeout_ms as f64 / 1000.0,
     )
 }
 

@@ -6,6 +6,7 @@
 
 mod collector;
 mod families;
+mod pool;
 // In tests a panic is the failure report.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -2,13 +2,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::pool::{Kind, PoolMetric, POOL_METRICS};
 use super::*;
 use crate::config::{MemoryConfig, PoolConfig};
 use crate::stats::{Telemetry, UdpDrop};
 
-/// Every family `/metrics` exports, with its type, as named in the
-/// Prometheus text format (counters with `_total`). docs/metrics.md
-/// describes each; dashboards and alerts depend on these names.
+/// Every family `/metrics` exports but the pool's (see [`pool_families`]),
+/// with its type, as named in the Prometheus text format (counters with
+/// `_total`). docs/metrics.md describes each; dashboards and alerts depend
+/// on these names.
 const FAMILIES: &[(&str, &str)] = &[
     ("ebbsocks_build_info", "gauge"),
     ("ebbsocks_connections_accepted_total", "counter"),
@@ -33,23 +35,6 @@ const FAMILIES: &[(&str, &str)] = &[
     ("ebbsocks_udp_datagrams_total", "counter"),
     ("ebbsocks_udp_payload_bytes_total", "counter"),
     ("ebbsocks_udp_datagrams_dropped_total", "counter"),
-    ("ebbsocks_pool_idle_connections", "gauge"),
-    ("ebbsocks_pool_destinations", "gauge"),
-    ("ebbsocks_pool_connections_in_use", "gauge"),
-    ("ebbsocks_pool_pending_creates", "gauge"),
-    ("ebbsocks_pool_connections_created_total", "counter"),
-    ("ebbsocks_pool_connections_reused_total", "counter"),
-    ("ebbsocks_pool_hits_total", "counter"),
-    ("ebbsocks_pool_misses_total", "counter"),
-    ("ebbsocks_pool_dropped_full_total", "counter"),
-    ("ebbsocks_pool_evicted_total", "counter"),
-    ("ebbsocks_pool_expired_total", "counter"),
-    ("ebbsocks_pool_stale_total", "counter"),
-    ("ebbsocks_pool_enabled", "gauge"),
-    ("ebbsocks_pool_max_idle_per_destination", "gauge"),
-    ("ebbsocks_pool_max_total_idle", "gauge"),
-    ("ebbsocks_pool_idle_timeout_seconds", "gauge"),
-    ("ebbsocks_pool_connect_timeout_seconds", "gauge"),
     ("ebbsocks_process_resident_memory_bytes", "gauge"),
     ("ebbsocks_process_resident_anon_memory_bytes", "gauge"),
     ("ebbsocks_allocator_allocated_bytes", "gauge"),
@@ -64,8 +49,41 @@ const FAMILIES: &[(&str, &str)] = &[
     ("ebbsocks_memory_purges_total", "counter"),
 ];
 
+/// The pool families: one per field of `/api/pool/stats` that the table
+/// names, as the sample name.
+fn pool_families(pool: &Pool) -> Vec<(String, &'static str)> {
+    let json = serde_json::to_value(pool.stats()).unwrap();
+    POOL_METRICS
+        .iter()
+        .filter(|metric| json.get(metric.field).is_some())
+        .map(|metric| (full_name(metric), kind_name(metric.kind)))
+        .collect()
+}
+
+fn full_name(metric: &PoolMetric) -> String {
+    let unit = if metric.from_millis || metric.field.ends_with("_secs") {
+        "_seconds"
+    } else {
+        ""
+    };
+    let total = if metric.kind == Kind::Counter {
+        "_total"
+    } else {
+        ""
+    };
+    format!("{}{unit}{total}", metric.name)
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+    }
+}
+
 struct Fixture {
     stats: Arc<Stats>,
+    pool: Arc<Pool>,
     metrics: Metrics,
 }
 
@@ -73,8 +91,12 @@ fn fixture() -> Fixture {
     let stats = Arc::new(Stats::new());
     let pool = Pool::new(PoolConfig::default(), Arc::new(Telemetry::default()));
     let memory = MemoryMonitor::new(&MemoryConfig::default());
-    let metrics = Metrics::new(stats.clone(), pool, memory);
-    Fixture { stats, metrics }
+    let metrics = Metrics::new(stats.clone(), pool.clone(), memory);
+    Fixture {
+        stats,
+        pool,
+        metrics,
+    }
 }
 
 /// `name{labels}` -> value, for every sample line.
@@ -104,20 +126,79 @@ fn families(text: &str) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn the_exported_families_are_the_documented_ones() {
-    let text = fixture().metrics.encode(Format::PrometheusText).unwrap();
+    let f = fixture();
+    let text = f.metrics.encode(Format::PrometheusText).unwrap();
     let exported = families(&text);
-    let expected: BTreeMap<String, String> = FAMILIES
+    let mut expected: BTreeMap<String, String> = FAMILIES
         .iter()
         .map(|(name, kind)| (name.to_string(), kind.to_string()))
         .collect();
+    for (name, kind) in pool_families(&f.pool) {
+        expected.insert(name, kind.to_owned());
+    }
     assert_eq!(exported, expected);
     let docs = include_str!("../../../docs/metrics.md");
-    for (name, _) in FAMILIES {
+    let pool_names = POOL_METRICS.iter().map(full_name);
+    for name in FAMILIES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .chain(pool_names)
+    {
         assert!(
             docs.contains(&format!("`{name}`")),
             "docs/metrics.md does not describe {name}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_pool_wide_figure_of_the_pool_endpoint_is_a_metric() {
+    let f = fixture();
+    let json = serde_json::to_value(f.pool.stats()).unwrap();
+    for (field, value) in json.as_object().unwrap() {
+        if field == "per_destination" {
+            continue;
+        }
+        assert!(
+            super::pool::number(value).is_some(),
+            "/api/pool/stats {field} is not a count or a flag: {value}"
+        );
+        assert!(
+            POOL_METRICS.iter().any(|metric| metric.field == field),
+            "/api/pool/stats {field} has no metric in metrics/pool.rs"
+        );
+    }
+    // The figures every version of the pool has, under these names.
+    let text = f.metrics.encode(Format::PrometheusText).unwrap();
+    let s = samples(&text);
+    for name in [
+        "ebbsocks_pool_idle_connections",
+        "ebbsocks_pool_destinations",
+        "ebbsocks_pool_connections_in_use",
+        "ebbsocks_pool_pending_creates",
+        "ebbsocks_pool_connections_created_total",
+        "ebbsocks_pool_hits_total",
+        "ebbsocks_pool_misses_total",
+        "ebbsocks_pool_dropped_full_total",
+        "ebbsocks_pool_evicted_total",
+        "ebbsocks_pool_expired_total",
+        "ebbsocks_pool_stale_total",
+    ] {
+        assert_eq!(s.get(name), Some(&0.0), "{name} on a fresh pool");
+    }
+    let config = PoolConfig::default();
+    assert_eq!(
+        s["ebbsocks_pool_connect_timeout_seconds"],
+        config.connect_timeout_ms as f64 / 1000.0
+    );
+    assert_eq!(
+        s["ebbsocks_pool_idle_timeout_seconds"],
+        config.idle_timeout_secs as f64
+    );
+    assert_eq!(
+        s["ebbsocks_pool_max_total_idle"],
+        config.max_total_idle as f64
+    );
 }
 
 #[tokio::test]
