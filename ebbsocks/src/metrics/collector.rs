@@ -1,7 +1,9 @@
 //! What `/metrics` exports, read at scrape time from the counters the server
 //! already keeps (`stats`, the pool, `memory`): nothing is counted twice on
-//! the hot path. Every metric is one line below; docs/metrics.md explains
-//! each. Label values are fixed labels from the code or rule names from the
+//! the hot path. Every metric is one call below (a new `stats` map of counts
+//! by static label is `out.counter_map(name, help, label, &s.map)`); the
+//! metric also goes into `FAMILIES` in `tests.rs` and into docs/metrics.md.
+//! Label values are fixed labels from the code or rule names from the
 //! configuration, never anything a client sent.
 
 use std::fmt;
@@ -75,12 +77,11 @@ fn sessions(out: &mut Families, s: &StatsSnapshot) -> fmt::Result {
         None,
         s.sessions_active,
     )?;
-    out.counter_by(
+    out.counter_map(
         "ebbsocks_sessions_finished",
         "Granted sessions that ended, by how they ended.",
-        None,
         "outcome",
-        s.session_outcomes.iter().map(|(k, v)| (*k, *v)),
+        &s.session_outcomes,
     )?;
     out.counter_by(
         "ebbsocks_relayed",
@@ -92,12 +93,11 @@ fn sessions(out: &mut Families, s: &StatsSnapshot) -> fmt::Result {
             ("upstream_to_client", s.bytes_upstream_to_client),
         ],
     )?;
-    out.counter_by(
+    out.counter_map(
         "ebbsocks_handshake_failures",
         "Connections that ended before a request was read, by reason.",
-        None,
         "reason",
-        s.handshake_failures.iter().map(|(k, v)| (*k, *v)),
+        &s.handshake_failures,
     )?;
     out.counter_by(
         "ebbsocks_auth_failures",
@@ -111,12 +111,11 @@ fn sessions(out: &mut Families, s: &StatsSnapshot) -> fmt::Result {
             )
         }),
     )?;
-    out.counter_by(
+    out.counter_map(
         "ebbsocks_connect_failures",
         "Requests whose upstream could not be reached, by reason.",
-        None,
         "reason",
-        s.connect_failures.iter().map(|(k, v)| (*k, *v)),
+        &s.connect_failures,
     )?;
     out.counter_by(
         "ebbsocks_access_denied",
@@ -125,12 +124,11 @@ fn sessions(out: &mut Families, s: &StatsSnapshot) -> fmt::Result {
         "rule",
         s.access_denied.iter().map(|(k, v)| (k.as_ref(), *v)),
     )?;
-    out.counter_by(
+    out.counter_map(
         "ebbsocks_session_limit_refusals",
         "Requests refused by max_sessions_per_client or max_sessions_per_user.",
-        None,
         "reason",
-        s.session_limit_refusals.iter().map(|(k, v)| (*k, *v)),
+        &s.session_limit_refusals,
     )?;
     out.counter(
         "ebbsocks_bind_requests",
@@ -200,12 +198,11 @@ fn udp(out: &mut Families, u: &UdpSnapshot) -> fmt::Result {
             ("remote_to_client", u.bytes_remote_to_client),
         ],
     )?;
-    out.counter_by(
+    out.counter_map(
         "ebbsocks_udp_datagrams_dropped",
         "UDP datagrams not relayed, by reason.",
-        None,
         "reason",
-        u.drops.iter().map(|(k, v)| (*k, *v)),
+        &u.drops,
     )
 }
 

@@ -4,6 +4,7 @@
 //! unit (`_seconds`, `_bytes`) to names given a unit; names here carry
 //! neither.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use prometheus_client::encoding::{
@@ -56,6 +57,19 @@ impl<'a, 'e> Families<'a, 'e> {
             counter_value(&mut metric.encode_family(&labels)?, count)?;
         }
         Ok(())
+    }
+
+    /// A counter labelled by the keys of one of the `stats` maps (the
+    /// common case: failures by reason, sessions by outcome).
+    pub(super) fn counter_map(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        map: &BTreeMap<&'static str, u64>,
+    ) -> fmt::Result {
+        let values = map.iter().map(|(key, count)| (*key, *count));
+        self.counter_by(name, help, None, label, values)
     }
 
     pub(super) fn gauge(
