@@ -87,9 +87,11 @@ pub(super) async fn handle(
     session.session.finish(up, down, outcome.end.label());
 }
 
-/// Polls a session's relay and, after each wake-up, adds the bytes it moved
-/// to the server-wide counters, so they grow while the session runs: a
-/// long download shows in the stats as it happens, not when it ends.
+/// Polls a session's relay and adds what each poll moved to the server-wide
+/// byte counters, so they grow while the session runs: a long download
+/// shows in the stats as it happens, not when it ends. Bytes only move
+/// inside the relay's poll, so the differences add up to its totals; the
+/// wrapper keeps no state of its own (the task stays as small as it was).
 struct LiveBytes<'a>(&'a mut Established);
 
 impl std::future::Future for LiveBytes<'_> {
@@ -100,13 +102,19 @@ impl std::future::Future for LiveBytes<'_> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let established = &mut *self.get_mut().0;
+        // `interrupted` reads the bytes moved so far; it ends nothing.
+        let before = established.relay.interrupted();
         let polled = std::pin::Pin::new(&mut established.relay).poll(cx);
-        // `interrupted` reads the bytes moved so far without ending anything.
-        let so_far = established.relay.interrupted();
-        established.session.relayed(
-            so_far.client_to_upstream + established.early_bytes,
-            so_far.upstream_to_client,
-        );
+        let after = established.relay.interrupted();
+        let up = after
+            .client_to_upstream
+            .saturating_sub(before.client_to_upstream);
+        let down = after
+            .upstream_to_client
+            .saturating_sub(before.upstream_to_client);
+        if up > 0 || down > 0 {
+            established.session.relayed(up, down);
+        }
         polled
     }
 }
@@ -259,7 +267,7 @@ pub(super) async fn grant_and_relay(
     lease: Option<Lease>,
     log: Option<Box<SessionLog>>,
 ) -> Option<Established> {
-    let mut session = Session::start(&services.stats, log);
+    let session = Session::start(&services.stats, log);
     let Ok(early_data) = negotiated.grant(&mut client, bound).await else {
         session.finish(0, 0, REPLY_FAILED);
         return None;

@@ -19,8 +19,6 @@ pub(super) struct Session {
     stats: Option<Arc<Stats>>,
     /// Boxed: only present with the access log on.
     log: Option<Box<SessionLog>>,
-    /// Bytes already added to the server-wide counters: (up, down).
-    counted: (u64, u64),
 }
 
 impl Session {
@@ -30,23 +28,15 @@ impl Session {
         Self {
             stats: Some(stats.clone()),
             log,
-            counted: (0, 0),
         }
     }
 
-    /// The session has moved `up` and `down` bytes in all so far: adds what
-    /// was not counted yet to the server-wide byte counters.
-    pub(super) fn relayed(&mut self, up: u64, down: u64) {
-        let Some(stats) = &self.stats else {
-            return;
-        };
-        let (counted_up, counted_down) = self.counted;
-        if (up, down) != self.counted {
-            stats.relayed(
-                up.saturating_sub(counted_up),
-                down.saturating_sub(counted_down),
-            );
-            self.counted = (up.max(counted_up), down.max(counted_down));
+    /// The session has just moved `up` and `down` more bytes: they go into
+    /// the server-wide counters now, so those grow while sessions run. The
+    /// totals given to [`Session::finish`] are for the access log only.
+    pub(super) fn relayed(&self, up: u64, down: u64) {
+        if let Some(stats) = &self.stats {
+            stats.relayed(up, down);
         }
     }
 
@@ -56,7 +46,6 @@ impl Session {
     }
 
     fn record(&mut self, up: u64, down: u64, outcome: &'static str) {
-        self.relayed(up, down);
         let Some(stats) = self.stats.take() else {
             return;
         };
@@ -69,9 +58,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // What was counted as it moved is what the session moved.
-        let (up, down) = self.counted;
-        self.record(up, down, DROPPED);
+        self.record(0, 0, DROPPED);
     }
 }
 
@@ -91,7 +78,9 @@ mod tests {
     #[test]
     fn a_finished_session_is_counted_once() {
         let stats = Arc::new(Stats::new());
-        Session::start(&stats, None).finish(3, 4, "closed");
+        let session = Session::start(&stats, None);
+        session.relayed(3, 4);
+        session.finish(3, 4, "closed");
         let snap = stats.snapshot();
         assert_eq!((snap.sessions_total, snap.sessions_active), (1, 0));
         assert_eq!(snap.session_outcomes.len(), 1, "{snap:?}");
@@ -101,31 +90,30 @@ mod tests {
     }
 
     #[test]
-    fn bytes_are_counted_while_the_session_runs_and_once_in_all() {
+    fn bytes_count_while_the_session_runs_and_not_again_at_the_end() {
         let stats = Arc::new(Stats::new());
-        let mut session = Session::start(&stats, None);
+        let session = Session::start(&stats, None);
         session.relayed(100, 0);
-        session.relayed(100, 0); // nothing new: nothing added
-        session.relayed(150, 40);
+        session.relayed(50, 40);
         let snap = stats.snapshot();
         assert_eq!(snap.sessions_active, 1, "still running");
         assert_eq!(
             (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
             (150, 40)
         );
-        session.finish(200, 40, "closed");
+        session.finish(150, 40, "closed");
         let snap = stats.snapshot();
         assert_eq!(
             (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
-            (200, 40),
-            "the end adds only the rest"
+            (150, 40),
+            "the totals at the end are for the access log"
         );
     }
 
     #[test]
     fn a_dropped_session_keeps_the_bytes_it_moved() {
         let stats = Arc::new(Stats::new());
-        let mut session = Session::start(&stats, None);
+        let session = Session::start(&stats, None);
         session.relayed(7, 9);
         drop(session);
         let snap = stats.snapshot();
