@@ -38,9 +38,9 @@
 //!
 //! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,
 //! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
-//! and `stats`); `metrics` reads `stats`, the pool and `memory`; `api`
-//! reads those and `metrics`; `proto`
-//! knows nothing of the rest, and nothing below `api` knows HTTP exists.
+//! and `stats`); `metrics` reads `stats`, the pool and `memory`, and `api`
+//! reads those and `metrics`; `proto` knows nothing of the rest, and nothing
+//! below `api` knows HTTP exists.
 
 pub mod access;
 pub mod api;

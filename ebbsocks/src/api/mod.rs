@@ -1,6 +1,7 @@
 //! The HTTP API: health, server stats, pool stats, telemetry events and
-//! memory readings, as JSON, and Prometheus metrics (`metrics.rs`). Handlers are thin: the data comes from `stats`,
-//! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
+//! memory readings, as JSON, and Prometheus metrics (`metrics.rs`). Handlers
+//! are thin: the data comes from `stats`, the pool, `memory` and `metrics`;
+//! this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
 //! (size caps, bearer token, JSON errors).
 

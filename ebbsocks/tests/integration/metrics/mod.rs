@@ -152,6 +152,8 @@ async fn relayed_bytes_show_while_the_session_runs() {
     );
     let misses = "ebbsocks_upstream_connect_duration_seconds_count{pool=\"miss\"}";
     assert_eq!(sample(&metrics, misses), Some(1.0));
+    // No label names the destination a client chose.
+    assert!(!metrics.contains(&echo.to_string()), "{metrics}");
 }
 
 #[tokio::test]
@@ -184,6 +186,8 @@ async fn failures_are_counted_by_reason() {
     assert_eq!(sample(&metrics, &key(auth, "auth_failed")), Some(1.0));
     assert_eq!(sample(&metrics, &key(auth, "auth_throttled")), Some(0.0));
     assert_eq!(sample(&metrics, &key(handshake, "auth_failed")), Some(1.0));
+    // No label names the user a client sent.
+    assert!(!metrics.contains("alice"), "{metrics}");
 }
 
 #[tokio::test]
