@@ -123,6 +123,16 @@ impl SessionError {
     }
 }
 
+/// The [`SessionError::reason`]s that are authentication failures: a
+/// subset of the handshake failures, also counted on their own by
+/// `/metrics`.
+pub const AUTH_FAILURE_REASONS: [&str; 4] = [
+    "auth_failed",
+    "auth_throttled",
+    "no_acceptable_method",
+    "socks4_auth_required",
+];
+
 fn connect_reply_code(err: &io::Error) -> ReplyCode {
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ReplyCode::ConnectionRefused,
@@ -279,6 +289,19 @@ mod tests {
             SessionError::Oversized(600).reply_code(),
             ReplyCode::GeneralFailure
         );
+    }
+
+    #[test]
+    fn auth_failures_are_the_listed_reasons() {
+        let auth = [
+            SessionError::AuthFailed("alice".into()),
+            SessionError::AuthThrottled,
+            SessionError::NoAcceptableMethod,
+            SessionError::Socks4NeedsAuth,
+        ];
+        let reasons: Vec<&str> = auth.iter().map(SessionError::reason).collect();
+        assert_eq!(reasons, AUTH_FAILURE_REASONS);
+        assert!(!AUTH_FAILURE_REASONS.contains(&SessionError::ClientClosed.reason()));
     }
 
     #[test]

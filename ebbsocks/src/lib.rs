@@ -35,10 +35,13 @@
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes
-//! stats/         counters and the telemetry event ring, as JSON snapshots
+//! stats/         counters, latency histograms and the telemetry event ring,
+//!                as JSON snapshots
+//! metrics/       Prometheus metrics: a prometheus-client collector reading
+//!                stats, the pool and memory at scrape time
 //! api/           HTTP API (axum routes, served by hyper with a timer and a
 //!                connection cap): thin routes over stats, pool and memory;
-//!                dashboard/ the live page's files, compiled in
+//!                dashboard/ the live page's files, metrics.rs serves /metrics
 //! reload/        hot reload (SIGHUP, POST /api/reload): plan.rs compares the
 //!                file with the running config, apply.rs puts it in force;
 //!                the snapshots live in `server::Services` (server/live.rs)
@@ -46,9 +49,10 @@
 //!
 //! Imports run one way: `server` uses `proto`, `access`, `auth`, `upstream`, `relay`,
 //! `udp`, `memory` and `stats` (`udp` uses `proto`, `access`, `upstream`
-//! and `stats`); `reload` uses `config`, `logging` and `server`; `api` reads
-//! `stats`, the pool and `memory`, and asks `reload` to reload; `proto`
-//! knows nothing of the rest, and nothing below `api` knows HTTP exists.
+//! and `stats`); `reload` uses `config`, `logging` and `server`; `metrics`
+//! reads `stats`, the pool and `memory`; `api` reads those and `metrics`,
+//! and asks `reload` to reload; `proto` knows nothing of the rest, and
+//! nothing below `api` knows HTTP exists.
 
 pub mod access;
 pub mod api;
@@ -57,6 +61,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod proto;
 pub mod relay;
 pub mod reload;

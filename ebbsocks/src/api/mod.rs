@@ -1,6 +1,7 @@
 //! The HTTP API: health, server stats, pool stats, telemetry events and
-//! memory readings, as JSON. Handlers are thin: the data comes from `stats`,
-//! the pool and `memory`; this module only knows HTTP. `serve.rs` runs the
+//! memory readings, as JSON, and Prometheus metrics (`metrics.rs`). Handlers
+//! are thin: the data comes from `stats`, the pool, `memory` and `metrics`;
+//! this module only knows HTTP. `serve.rs` runs the
 //! connections (timer, caps), `guard.rs` is what every request passes first
 //! (size caps, bearer token, JSON errors), `dashboard/` the live page
 //! (static files, served without the token; its data requests carry it).
@@ -9,6 +10,7 @@
 
 mod dashboard;
 mod guard;
+mod metrics;
 mod serve;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Secret;
 use crate::memory::MemoryMonitor;
+use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::stats::{EventFilter, Stats, Telemetry};
 use crate::upstream::pool::Pool;
@@ -43,14 +46,20 @@ pub struct ApiState {
 }
 
 /// The routes; with a token, every route but `/healthz` and the dashboard's
-/// static files requires `Authorization: Bearer <token>`.
+/// static files (so `/metrics` too) requires `Authorization: Bearer <token>`.
 pub fn router(state: ApiState, token: Option<Secret>) -> Router {
     routes(state, TokenCheck::Fixed(token.map(Arc::new)), None)
 }
 
 /// The routes, with `POST /api/reload` when `reloader` is given.
 fn routes(state: ApiState, token: TokenCheck, reloader: Option<Arc<Reloader>>) -> Router {
+    let metrics = Arc::new(Metrics::new(
+        state.stats.clone(),
+        state.pool.clone(),
+        state.memory.clone(),
+    ));
     let mut protected = Router::new()
+        .route("/metrics", get(metrics::scrape).with_state(metrics))
         .route("/api/stats", get(server_stats))
         .route("/api/pool/stats", get(pool_stats))
         .route("/api/telemetry/events", get(telemetry_events))

@@ -79,12 +79,44 @@ pub(super) async fn handle(
     // Polled in place: moving the relay out would give it a second slot in
     // the task's state.
     let outcome = tokio::select! {
-        outcome = &mut session.relay => outcome,
+        outcome = LiveBytes(&mut session) => outcome,
         () = force_close.cancelled() => session.relay.interrupted(),
     };
     let up = outcome.client_to_upstream + session.early_bytes;
     let down = outcome.upstream_to_client;
     session.session.finish(up, down, outcome.end.label());
+}
+
+/// Polls a session's relay and adds what each poll moved to the server-wide
+/// byte counters, so they grow while the session runs: a long download
+/// shows in the stats as it happens, not when it ends. Bytes only move
+/// inside the relay's poll, so the differences add up to its totals; the
+/// wrapper keeps no state of its own (the task stays as small as it was).
+struct LiveBytes<'a>(&'a mut Established);
+
+impl std::future::Future for LiveBytes<'_> {
+    type Output = relay::RelayOutcome;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let established = &mut *self.get_mut().0;
+        // `interrupted` reads the bytes moved so far; it ends nothing.
+        let before = established.relay.interrupted();
+        let polled = std::pin::Pin::new(&mut established.relay).poll(cx);
+        let after = established.relay.interrupted();
+        let up = after
+            .client_to_upstream
+            .saturating_sub(before.client_to_upstream);
+        let down = after
+            .upstream_to_client
+            .saturating_sub(before.upstream_to_client);
+        if up > 0 || down > 0 {
+            established.session.relayed(up, down);
+        }
+        polled
+    }
 }
 
 /// What a granted request goes on with once its setup is freed.
@@ -134,7 +166,10 @@ async fn establish(
     // Behind a trusted balancer, `peer` becomes the client its PROXY header names.
     let opening = super::proxy_header::negotiate(&mut client, peer, services);
     let (peer, negotiated) = match tokio::time::timeout(deadline, opening).await {
-        Ok(Ok(Some(opened))) => opened,
+        Ok(Ok(Some(opened))) => {
+            services.stats.handshake_completed(started.elapsed());
+            opened
+        }
         // A balancer's health check, counted as such.
         Ok(Ok(None)) => return None,
         Ok(Err(err)) => return handshake_failed(services, &err),
@@ -187,8 +222,13 @@ async fn establish(
         &gate,
         &policy,
     );
+    let connect_started = Instant::now();
     let upstream = match connecting.await {
-        Ok(upstream) => upstream,
+        Ok(upstream) => {
+            let elapsed = connect_started.elapsed();
+            services.stats.upstream_connected(elapsed, upstream.reused);
+            upstream
+        }
         Err(SessionError::Denied(denial)) => {
             services.note_denial(peer, &gate.who, &negotiated.target, &denial);
             let err = SessionError::Denied(denial);
@@ -245,6 +285,7 @@ pub(super) async fn grant_and_relay(
         session.finish(0, 0, UPSTREAM_WRITE_FAILED);
         return None;
     }
+    session.relayed(early_data.len() as u64, 0);
     Some(Established {
         relay: relay::relay(client, upstream, &relay_options(services)),
         _lease: lease,

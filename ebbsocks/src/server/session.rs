@@ -31,6 +31,15 @@ impl Session {
         }
     }
 
+    /// The session has just moved `up` and `down` more bytes: they go into
+    /// the server-wide counters now, so those grow while sessions run. The
+    /// totals given to [`Session::finish`] are for the access log only.
+    pub(super) fn relayed(&self, up: u64, down: u64) {
+        if let Some(stats) = &self.stats {
+            stats.relayed(up, down);
+        }
+    }
+
     /// Counts the session as finished, having moved `up` and `down` bytes.
     pub(super) fn finish(mut self, up: u64, down: u64, outcome: &'static str) {
         self.record(up, down, outcome);
@@ -40,7 +49,7 @@ impl Session {
         let Some(stats) = self.stats.take() else {
             return;
         };
-        stats.session_finished(up, down, outcome);
+        stats.session_finished(outcome);
         if let Some(log) = self.log.take() {
             log.write(up, down, outcome);
         }
@@ -69,12 +78,49 @@ mod tests {
     #[test]
     fn a_finished_session_is_counted_once() {
         let stats = Arc::new(Stats::new());
-        Session::start(&stats, None).finish(3, 4, "closed");
+        let session = Session::start(&stats, None);
+        session.relayed(3, 4);
+        session.finish(3, 4, "closed");
         let snap = stats.snapshot();
         assert_eq!((snap.sessions_total, snap.sessions_active), (1, 0));
         assert_eq!(snap.session_outcomes.len(), 1, "{snap:?}");
         assert_eq!(snap.session_outcomes.get("closed"), Some(&1));
         assert_eq!(snap.bytes_client_to_upstream, 3);
         assert_eq!(snap.bytes_upstream_to_client, 4);
+    }
+
+    #[test]
+    fn bytes_count_while_the_session_runs_and_not_again_at_the_end() {
+        let stats = Arc::new(Stats::new());
+        let session = Session::start(&stats, None);
+        session.relayed(100, 0);
+        session.relayed(50, 40);
+        let snap = stats.snapshot();
+        assert_eq!(snap.sessions_active, 1, "still running");
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (150, 40)
+        );
+        session.finish(150, 40, "closed");
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (150, 40),
+            "the totals at the end are for the access log"
+        );
+    }
+
+    #[test]
+    fn a_dropped_session_keeps_the_bytes_it_moved() {
+        let stats = Arc::new(Stats::new());
+        let session = Session::start(&stats, None);
+        session.relayed(7, 9);
+        drop(session);
+        let snap = stats.snapshot();
+        assert_eq!(snap.session_outcomes.get(DROPPED), Some(&1));
+        assert_eq!(
+            (snap.bytes_client_to_upstream, snap.bytes_upstream_to_client),
+            (7, 9)
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! structure that never grows with traffic) and is read by the HTTP API as
 //! serializable snapshots.
 
+pub mod histogram;
 pub mod limiter;
 pub mod proxy;
 pub mod telemetry;
@@ -11,9 +12,11 @@ pub mod udp;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 
+pub use histogram::{HistogramSnapshot, LatencyHistogram};
 pub use proxy::{ProxyProtocolSnapshot, ProxyProtocolStats};
 pub use telemetry::{Event, EventFilter, Severity, Telemetry};
 pub use udp::{UdpDrop, UdpSnapshot, UdpStats};
@@ -26,6 +29,7 @@ pub struct Stats {
     refused_max_connections: AtomicU64,
     sessions_active: AtomicU64,
     sessions_total: AtomicU64,
+    /// Relayed bytes, added while sessions run (see [`Stats::relayed`]).
     bytes_client_to_upstream: AtomicU64,
     bytes_upstream_to_client: AtomicU64,
     /// Keyed by `&'static str` labels, so the map holds at most one entry
@@ -54,6 +58,14 @@ pub struct Stats {
     reloads: Mutex<BTreeMap<&'static str, u64>>,
     /// PROXY protocol headers accepted from trusted balancers (see `proxy.rs`).
     pub proxy_protocol: ProxyProtocolStats,
+    /// From accepting a connection to a request read (greeting and
+    /// authentication included), for handshakes that succeeded.
+    handshake_duration: LatencyHistogram,
+    /// From a CONNECT request read to a connected upstream (resolve, access
+    /// checks, then a pool checkout or a TCP connect), by whether the pool
+    /// had a connection ready.
+    connect_duration_pool_hit: LatencyHistogram,
+    connect_duration_pool_miss: LatencyHistogram,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /api/stats`.
@@ -64,6 +76,7 @@ pub struct StatsSnapshot {
     pub refused_max_connections: u64,
     pub sessions_active: u64,
     pub sessions_total: u64,
+    /// Bytes relayed so far, sessions still running included.
     pub bytes_client_to_upstream: u64,
     pub bytes_upstream_to_client: u64,
     pub handshake_failures: BTreeMap<&'static str, u64>,
@@ -147,18 +160,52 @@ impl Stats {
     }
 
     /// A started session ended, for the reason `outcome` (a static label).
-    pub fn session_finished(
-        &self,
-        client_to_upstream: u64,
-        upstream_to_client: u64,
-        outcome: &'static str,
-    ) {
+    /// Its bytes were counted as they moved, by [`Stats::relayed`].
+    pub fn session_finished(&self, outcome: &'static str) {
         bump(&self.session_outcomes, outcome);
         self.sessions_active.fetch_sub(1, Relaxed);
-        self.bytes_client_to_upstream
-            .fetch_add(client_to_upstream, Relaxed);
-        self.bytes_upstream_to_client
-            .fetch_add(upstream_to_client, Relaxed);
+    }
+
+    /// Bytes a running session moved since it last reported, each way. The
+    /// server reports after each wake-up of a relay that moved bytes, so the
+    /// totals are live, not only updated when a session ends.
+    pub fn relayed(&self, client_to_upstream: u64, upstream_to_client: u64) {
+        if client_to_upstream > 0 {
+            self.bytes_client_to_upstream
+                .fetch_add(client_to_upstream, Relaxed);
+        }
+        if upstream_to_client > 0 {
+            self.bytes_upstream_to_client
+                .fetch_add(upstream_to_client, Relaxed);
+        }
+    }
+
+    /// A handshake read its request, `elapsed` after the connection was
+    /// accepted.
+    pub fn handshake_completed(&self, elapsed: Duration) {
+        self.handshake_duration.observe(elapsed);
+    }
+
+    /// An upstream connection was ready `elapsed` after the request was
+    /// read; `pool_hit` when the pool handed out a pre-connected one.
+    pub fn upstream_connected(&self, elapsed: Duration, pool_hit: bool) {
+        if pool_hit {
+            self.connect_duration_pool_hit.observe(elapsed);
+        } else {
+            self.connect_duration_pool_miss.observe(elapsed);
+        }
+    }
+
+    pub fn handshake_durations(&self) -> HistogramSnapshot {
+        self.handshake_duration.snapshot()
+    }
+
+    /// `(pool hit, pool miss)` connect durations.
+    pub fn connect_durations(&self) -> (HistogramSnapshot, HistogramSnapshot) {
+        (
+            self.connect_duration_pool_hit.snapshot(),
+            self.connect_duration_pool_miss.snapshot(),
+        )
     }
 
     /// A configuration reload ended with `outcome` (a static label).
@@ -211,7 +258,9 @@ mod tests {
         assert_eq!(stats.connection_opened(), 1);
         assert_eq!(stats.connection_opened(), 2);
         stats.session_started();
-        stats.session_finished(10, 20, "closed");
+        stats.relayed(10, 0);
+        stats.relayed(0, 20);
+        stats.session_finished("closed");
         assert_eq!(stats.connection_closed(), 1);
         let snap = stats.snapshot();
         assert_eq!(snap.connections_accepted, 2);

@@ -16,6 +16,7 @@ mod emfile;
 mod faults;
 mod haproxy;
 mod limits;
+mod metrics;
 mod pool_concurrency;
 mod pool_socks;
 mod proxy_protocol;

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Cost of a /metrics scraper on the connection rate: one release ebbsocks
+# with the API on (and a token), `pulse rate` at concurrency 64, in three
+# modes run in rotating order within each round:
+#   plain    nothing polls the API
+#   healthz  a curl loop polls /healthz every INTERVAL seconds (a control:
+#            a periodic poller that reads no metric)
+#   metrics  the same loop polls /metrics
+# Prints every run's conn/s and the medians per mode; the ratios that matter
+# are metrics / plain and metrics / healthz.
+#
+#   cargo build --release -p ebbsocks -p pulse
+#   docs/bench/metrics_scrape.sh 6 0.5 /tmp/metrics_bench   # rounds, interval, output
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-6}
+interval=${2:-0.5}
+out=${3:-/tmp/metrics_bench}
+port=${BENCH_PORT:-21280}
+api_port=${BENCH_API_PORT:-21281}
+token=bench-token
+mkdir -p "$out"
+cat > "$out/ebbsocks.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+[logging]
+access_log = false
+[api]
+enabled = true
+listen = "127.0.0.1:$api_port"
+token = "$token"
+TOML
+./target/release/ebbsocks --config "$out/ebbsocks.toml" 2> "$out/server.log" &
+server=$!
+scraper=""
+cleanup() {
+  [ -n "$scraper" ] && kill "$scraper" 2>/dev/null || true
+  kill "$server" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  grep -q "SOCKS proxy listening" "$out/server.log" && break
+  sleep 0.1
+done
+
+# A poll that fails (wrong token, server gone) stops the benchmark: the
+# polled runs must really have been polled.
+poll_loop() { # path
+  while true; do
+    curl -sf -o /dev/null -H "Authorization: Bearer $token" \
+      "http://127.0.0.1:$api_port$1" || { echo "poll of $1 failed" >&2; exit 1; }
+    sleep "$interval"
+  done
+}
+
+run() { # mode, round
+  local dir="$out/$1-$2"
+  ./target/release/pulse rate --proxy "127.0.0.1:$port" --concurrency 64 --rounds 3 \
+    --out "$dir" > "$dir.txt"
+}
+
+modes=(plain healthz metrics)
+for i in $(seq "$rounds"); do
+  for k in 0 1 2; do
+    mode=${modes[$(((i + k) % 3))]}
+    case $mode in
+      plain) run plain "$i" ;;
+      *)
+        path=/healthz; [ "$mode" = metrics ] && path=/metrics
+        poll_loop "$path" & scraper=$!
+        run "$mode" "$i"
+        kill "$scraper"; wait "$scraper" 2>/dev/null || true; scraper=""
+        ;;
+    esac
+    echo "round $i $mode done (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  done
+done
+sessions=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/metrics" \
+  | awk '/^ebbsocks_sessions_started_total/ {print $2}')
+echo "sessions served in all: $sessions"
+
+python3 - "$out" "$rounds" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+rows = {}
+for mode in ("plain", "healthz", "metrics"):
+    rates, p50, p99 = [], [], []
+    for i in range(1, rounds + 1):
+        case = json.load(open(f"{out}/{mode}-{i}/rate.json"))["cases"][0]
+        rates.append(case["proxy"]["conn_per_s"])
+        p50.append(case["proxy"]["p50_us"])
+        p99.append(case["proxy"]["p99_us"])
+    rows[mode] = (rates, statistics.median(rates), statistics.median(p50), statistics.median(p99))
+    print(f"{mode:8} conn/s: {', '.join(f'{r:.0f}' for r in rates)}")
+    print(f"{mode:8} median conn/s {rows[mode][1]:.0f}  median p50 {rows[mode][2]:.0f} us  median p99 {rows[mode][3]:.0f} us")
+for base in ("plain", "healthz"):
+    print(f"ratio of medians, metrics / {base}: {rows['metrics'][1] / rows[base][1]:.3f}")
+PY
