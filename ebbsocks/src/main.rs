@@ -87,7 +87,10 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(config))
+    let served = runtime.block_on(serve(config));
+    // Every session has finished: its access-log line is in a buffer.
+    logging::flush();
+    served
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -104,6 +107,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     let api_options = api::ServeOptions::from_config(&config.api);
+    let flush_ms = config.logging.access_log_flush_ms;
+    if config.logging.access_log && flush_ms > 0 {
+        // Ends with the runtime; `run` flushes what is left.
+        let interval = std::time::Duration::from_millis(flush_ms);
+        tokio::spawn(logging::flush_every(interval));
+    }
     let services = server::Services::new(config);
     let shutdown = tokio_util::sync::CancellationToken::new();
 

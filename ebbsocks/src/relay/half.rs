@@ -132,7 +132,7 @@ struct Held {
 }
 
 impl Held {
-    fn new(unsent: &[u8]) -> Box<Backlog> {
+    fn backlog(unsent: &[u8]) -> Box<Backlog> {
         HELD_BYTES.fetch_add(unsent.len(), Relaxed);
         Box::new(Backlog::Held(Held {
             bytes: unsent.into(),
@@ -166,7 +166,7 @@ struct Piped {
 
 #[cfg(target_os = "linux")]
 impl Piped {
-    fn new(pipe: Pipe, len: usize) -> Box<Backlog> {
+    fn backlog(pipe: Pipe, len: usize) -> Box<Backlog> {
         PIPED_BYTES.fetch_add(len, Relaxed);
         STALLED_PIPES.fetch_add(1, Relaxed);
         Box::new(Backlog::Piped(Piped {
@@ -366,7 +366,7 @@ impl Half {
         }
         let written = would_block_as_zero(write_some(dst, &buf[..n]))?;
         if written < n {
-            self.backlog = Some(Held::new(&buf[written..n]));
+            self.backlog = Some(Held::backlog(&buf[written..n]));
             self.bulk = true;
         }
         Ok(Step::Moved)
@@ -415,7 +415,7 @@ impl Half {
         // On error the pipe still holds bytes: it is dropped, not pooled.
         let written = would_block_as_zero(pipe.drain(dst, n))?;
         if written < n {
-            self.backlog = Some(Piped::new(pipe, n - written));
+            self.backlog = Some(Piped::backlog(pipe, n - written));
         } else {
             pipe.release();
         }

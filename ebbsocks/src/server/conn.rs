@@ -122,6 +122,8 @@ async fn establish(
 ) -> Option<Granted<'_>> {
     let started = Instant::now();
     // Latency matters more than packet count for a proxy's small messages.
+    // On Linux the socket inherited TCP_NODELAY from the listener.
+    #[cfg(not(target_os = "linux"))]
     let _ = client.set_nodelay(true);
 
     let deadline = services.config.server.handshake_timeout();
@@ -189,8 +191,8 @@ async fn establish(
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
     let reused = upstream.reused;
+    // TCP_NODELAY was set by the pool's connector.
     let (upstream, lease) = upstream.into_parts();
-    let _ = upstream.set_nodelay(true);
     let bound = match upstream.local_addr() {
         Ok(bound) => bound,
         Err(source) => {

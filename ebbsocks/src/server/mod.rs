@@ -173,6 +173,9 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         services.add_own_address(addr);
     }
+    if let Err(err) = set_inherited_options(&listener) {
+        warn!(%err, "listener options not set; connections get them one by one");
+    }
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();
     // The accept loop runs as a task, never on the thread that called us:
@@ -201,6 +204,15 @@ pub async fn serve(
     }
     info!("all sessions closed");
     Ok(())
+}
+
+/// Socket options every client connection gets, set once on the listener:
+/// Linux copies them to each accepted socket, sparing a `setsockopt` per
+/// connection (elsewhere `conn.rs` sets them on each socket). Client-socket
+/// options that the kernel inherits this way belong here.
+fn set_inherited_options(listener: &TcpListener) -> io::Result<()> {
+    // Latency matters more than packet count for a proxy's small messages.
+    socket2::SockRef::from(listener).set_nodelay(true)
 }
 
 async fn accept_loop(
@@ -314,6 +326,21 @@ mod tests {
         let size = std::mem::size_of_val(&task);
         eprintln!("connection task future: {size} bytes");
         assert!(size <= 768, "connection task is {size} bytes");
+    }
+
+    /// The per-connection `setsockopt` was dropped because accepted sockets
+    /// inherit TCP_NODELAY from the listener; this pins that they do.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        set_inherited_options(&listener).expect("options");
+        let addr = listener.local_addr().expect("addr");
+        let (accepted, client) =
+            tokio::join!(listener.accept(), tokio::net::TcpStream::connect(addr));
+        let (accepted, _) = accepted.expect("accept");
+        let _client = client.expect("connect");
+        assert!(accepted.nodelay().expect("getsockopt"));
     }
 
     #[test]

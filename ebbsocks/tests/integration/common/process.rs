@@ -27,6 +27,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// Log lines printed before the server said it was listening.
     pub startup_log: Vec<String>,
+    /// The lines printed since, as they come.
+    log: mpsc::Receiver<String>,
 }
 
 impl ServerProcess {
@@ -40,6 +42,16 @@ impl ServerProcess {
     /// [`ServerProcess::start`], with `configure` applied to the command
     /// before it is spawned (to set resource limits in `pre_exec`, say).
     pub fn start_with(extra: &str, configure: impl FnOnce(&mut Command)) -> Self {
+        Self::start_full("access_log = false\n", extra, configure)
+    }
+
+    /// [`ServerProcess::start`] with `logging` as the body of the
+    /// `[logging]` table after `format = "json"` and `level = "info"`.
+    pub fn start_logging(logging: &str) -> Self {
+        Self::start_full(logging, "", |_| {})
+    }
+
+    fn start_full(logging: &str, extra: &str, configure: impl FnOnce(&mut Command)) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ebbsocks-process-{}-{}",
@@ -50,7 +62,7 @@ impl ServerProcess {
         let config = dir.join("server.toml");
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\
-             [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n{extra}"
+             [logging]\nformat = \"json\"\nlevel = \"info\"\n{logging}{extra}"
         );
         std::fs::write(&config, text).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ebbsocks"));
@@ -81,6 +93,7 @@ impl ServerProcess {
                 child,
                 addr,
                 startup_log,
+                log: lines,
             },
             Err(why) => {
                 let _ = child.kill();
@@ -97,6 +110,39 @@ impl ServerProcess {
         // SAFETY: kill(2) with a valid signal number has no memory effects.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
         match wait_until(&mut self.child, Instant::now() + EXIT_DEADLINE) {
+            Some(status) => status,
+            None => panic!("ebbsocks still running {EXIT_DEADLINE:?} after SIGTERM"),
+        }
+    }
+
+    /// Lines printed since the server listened, as far as they have come.
+    pub fn log_so_far(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// [`ServerProcess::terminate`], then every line the server printed
+    /// after `log_so_far` until it closed stderr.
+    pub fn terminate_with_log(self) -> (ExitStatus, Vec<String>) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + EXIT_DEADLINE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("ebbsocks kept stderr open {EXIT_DEADLINE:?} after SIGTERM")
+                }
+            }
+        }
+        (self.terminate_after_signal(deadline), lines)
+    }
+
+    fn terminate_after_signal(mut self, deadline: Instant) -> ExitStatus {
+        match wait_until(&mut self.child, deadline) {
             Some(status) => status,
             None => panic!("ebbsocks still running {EXIT_DEADLINE:?} after SIGTERM"),
         }
