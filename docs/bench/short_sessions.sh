@@ -17,6 +17,8 @@
 # EBBSOCKS_CONFIG (a config file; default: the embedded default config, access
 # log on, with the listen address changed), ROUNDS (pairs, default 6),
 # SECONDS_PER_ROUND (3), SYSCALL_SESSIONS (2000), MICROSOCKS (binary).
+# ROUNDS=0 counts system calls only. EBBSOCKS_ENV: NAME=VALUE words for the
+# server's environment only (e.g. TOKIO_WORKER_THREADS=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/short_sessions}
@@ -43,7 +45,8 @@ else
 fi
 grep -q "listen = \"127.0.0.1:$eport\"" "$out/ebbsocks.toml" || { echo "could not set the listen address" >&2; exit 1; }
 
-"$ebbsocks" --config "$out/ebbsocks.toml" 2> "$out/ebbsocks.log" &
+# shellcheck disable=SC2086 # EBBSOCKS_ENV is a list of NAME=VALUE words
+env ${EBBSOCKS_ENV:-} "$ebbsocks" --config "$out/ebbsocks.toml" 2> "$out/ebbsocks.log" &
 epid=$!
 "$microsocks" -i 127.0.0.1 -p "$mport" > "$out/microsocks.log" 2>&1 &
 mpid=$!
