@@ -45,7 +45,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use half::Half;
-pub use half::{buffered, Buffered, SCRATCH_SIZE};
+pub use half::{buffered, Buffered, SCRATCH_SIZE, SMALL_READ};
 #[cfg(target_os = "linux")]
 pub use splice::MAX_PIPES;
 
