@@ -18,6 +18,9 @@ use crate::config::{LogFormat, LoggingConfig};
 pub const ACCESS_TARGET: &str = "ebbsocks::access";
 
 /// Installs the global subscriber. `level` was validated with the config.
+/// With `access_log_flush_ms` above 0, access-log lines are batched: the
+/// caller runs [`flush_every`] on its runtime and calls [`flush`] once the
+/// server has stopped (`main` does both).
 pub fn init(config: &LoggingConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))

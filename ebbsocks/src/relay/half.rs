@@ -207,7 +207,8 @@ impl Drop for Piped {
 
 /// What one read-and-write step did.
 enum Step {
-    Moved,
+    /// This many bytes were taken from `src` (sent on, or held for `dst`).
+    Moved(usize),
     Eof,
     /// `src` had nothing after all; its readiness is cleared.
     Again,
@@ -253,7 +254,8 @@ impl Half {
         }
     }
 
-    /// Bytes read from `src` so far.
+    /// Bytes taken from `src` so far and sent on or held for `dst` (a read
+    /// whose write fails ends the session and is not counted).
     pub(super) fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -330,7 +332,12 @@ impl Half {
             ready!(dst.poll_write_ready(cx))?;
             ready!(src.poll_read_ready(cx))?;
             match self.step(src, dst, scratch)? {
-                Step::Moved => self.activity = true,
+                Step::Moved(n) => {
+                    // Every byte a direction moves is counted here, whatever
+                    // the path (small, copy or splice).
+                    self.bytes += n as u64;
+                    self.activity = true;
+                }
                 Step::Eof => self.flow = Flow::Eof,
                 Step::Again => {}
             }
@@ -360,7 +367,6 @@ impl Half {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Again),
             Err(err) => return Err(err),
         };
-        self.bytes += n as u64;
         if n == buf.len() {
             self.bulk = true;
         }
@@ -369,7 +375,7 @@ impl Half {
             self.backlog = Some(Held::backlog(&buf[written..n]));
             self.bulk = true;
         }
-        Ok(Step::Moved)
+        Ok(Step::Moved(n))
     }
 
     /// Through the scratch buffer, keeping nothing: see [`pass_through`].
@@ -380,10 +386,7 @@ impl Half {
         scratch: &mut [u8],
     ) -> io::Result<Step> {
         match pass_through(src, dst, scratch) {
-            Ok(Passed::Moved(n)) => {
-                self.bytes += n as u64;
-                Ok(Step::Moved)
-            }
+            Ok(Passed::Moved(n)) => Ok(Step::Moved(n)),
             Ok(Passed::Eof) => Ok(Step::Eof),
             // `dst`'s write readiness is cleared: the loop waits for it.
             Ok(Passed::Full) => Ok(Step::Again),
@@ -411,7 +414,6 @@ impl Half {
                 return Err(err);
             }
         };
-        self.bytes += n as u64;
         // On error the pipe still holds bytes: it is dropped, not pooled.
         let written = would_block_as_zero(pipe.drain(dst, n))?;
         if written < n {
@@ -419,7 +421,7 @@ impl Half {
         } else {
             pipe.release();
         }
-        Ok(Step::Moved)
+        Ok(Step::Moved(n))
     }
 }
 
