@@ -189,6 +189,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The longest `logging.access_log_flush_ms`: lines may wait no longer.
+pub const MAX_ACCESS_LOG_FLUSH_MS: u64 = 60_000;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
@@ -197,6 +200,10 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     /// One line per finished session.
     pub access_log: bool,
+    /// Access-log lines are batched per thread and written this many
+    /// milliseconds after the first of a batch (and at shutdown); 0 writes
+    /// each line at once.
+    pub access_log_flush_ms: u64,
 }
 
 impl Default for LoggingConfig {
@@ -205,6 +212,7 @@ impl Default for LoggingConfig {
             level: "info".into(),
             format: LogFormat::Text,
             access_log: true,
+            access_log_flush_ms: 100,
         }
     }
 }
@@ -378,6 +386,12 @@ impl Config {
             return Err(invalid(
                 "logging.level",
                 format!("not a valid filter: {err}"),
+            ));
+        }
+        if self.logging.access_log_flush_ms > MAX_ACCESS_LOG_FLUSH_MS {
+            return Err(invalid(
+                "logging.access_log_flush_ms",
+                format!("must be at most {MAX_ACCESS_LOG_FLUSH_MS} (one minute)"),
             ));
         }
         let memory = &self.memory;

@@ -10,7 +10,9 @@
 //!                (config/auth_api.rs: the [auth] and [api] sections;
 //!                config/proxy_protocol.rs: the trusted balancers)
 //! error.rs       why a session failed; the one mapping to reply codes and reasons
-//! logging.rs     tracing setup: filter, text or JSON
+//! logging/       tracing setup: filter, text or JSON; batch.rs writes the
+//!                access log in per-thread batches (flushed on a timer and
+//!                at shutdown)
 //! access/        the [access] rule set, compiled; pure allow/deny decisions
 //! auth/          argon2 password verification off the runtime's workers,
 //!                decoys for unknown users, the failed-login budget per client
@@ -31,7 +33,8 @@
 //!                race over a name's addresses), socket_options (nodelay,
 //!                keepalive, outbound address of every session socket), pool
 //!                of pristine connections
-//! relay/         bidirectional relay in one task, no payload buffer idle or stalled
+//! relay/         bidirectional relay in one task, no payload buffer idle or stalled;
+//!                small reads go by recv/send, bulk directions by splice
 //! udp/           UDP ASSOCIATE datagram path: checks, relaying, bounded
 //!                per-association memory, one scratch buffer per worker thread
 //! memory/        allocator settings, memory readings, purge after spikes

@@ -87,7 +87,10 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(config, config_path, log_level))
+    let served = runtime.block_on(serve(config, config_path, log_level));
+    // Every session has finished: its access-log line is in a buffer.
+    logging::flush();
+    served
 }
 
 async fn serve(
@@ -108,6 +111,14 @@ async fn serve(
         None
     };
     let mut api_options = api::ServeOptions::from_config(&config.api);
+    let flush_ms = config.logging.access_log_flush_ms;
+    if flush_ms > 0 {
+        // Ends with the runtime; `run` flushes what is left. Spawned even
+        // with the access log off, since a reload may turn it on; it waits
+        // without a timer while no line comes.
+        let interval = std::time::Duration::from_millis(flush_ms);
+        tokio::spawn(logging::flush_every(interval));
+    }
     let services = server::Services::new(config);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let reloader = reload::Reloader::new(config_path, services.clone(), log_level);

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use ebbsocks::memory;
-use ebbsocks::relay::{self, RelayEnd, RelayOptions, PIPE_CAPACITY, SCRATCH_SIZE};
+use ebbsocks::relay::{self, RelayEnd, RelayOptions, PIPE_CAPACITY, SCRATCH_SIZE, SMALL_READ};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -83,6 +83,7 @@ async fn slow_reader() {
             let now = relay::buffered();
             peak.stalled_pipes = peak.stalled_pipes.max(now.stalled_pipes);
             peak.piped_bytes = peak.piped_bytes.max(now.piped_bytes);
+            peak.held_bytes = peak.held_bytes.max(now.held_bytes);
             // Slower than the writer: a pause for every 512 KiB read.
             if (received + n) / (512 << 10) > received / (512 << 10) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -95,8 +96,10 @@ async fn slow_reader() {
     let (received, peak, sleeps) = timeout(Duration::from_secs(120), reader).await.unwrap();
     println!("slow reader: {received} bytes, {sleeps} pauses, peak relay buffering {peak:?}");
     assert_eq!(received, TOTAL);
-    // One direction was busy: at most one remainder, in a pipe.
+    // One direction was busy: at most one remainder, in a pipe (or, while
+    // the direction was still small, less than SMALL_READ on the heap).
     assert!(peak.piped_bytes <= PIPE_CAPACITY, "relay buffered {peak:?}");
+    assert!(peak.held_bytes < SMALL_READ, "relay buffered {peak:?}");
     assert!(peak.stalled_pipes <= 1, "relay buffered {peak:?}");
 
     let _upstream = writer.await.unwrap();
@@ -117,6 +120,11 @@ async fn slow_reader() {
         "pipes must be emptied or closed when the session ends"
     );
     assert_eq!(relay::buffered().stalled_pipes, 0);
+    assert_eq!(
+        relay::buffered().held_bytes,
+        0,
+        "held remainders must be sent or freed when the session ends"
+    );
 }
 
 fn allocated() -> u64 {

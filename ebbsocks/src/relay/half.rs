@@ -1,6 +1,15 @@
 //! One direction of a relay: read from `src` when `dst` can take bytes and
-//! write through. Copying takes from `src` only what `dst` accepted; only a
-//! spliced direction can keep an unsent remainder, in its pipe.
+//! write through.
+//!
+//! A direction starts small: each read is a plain `recv` of at most
+//! [`SMALL_READ`] bytes, written straight on, so a request/response session
+//! moves its bytes with two system calls per read and never touches a pipe.
+//! The first read that fills those bytes (a bulk flow), or the first write
+//! the peer does not take whole, turns the direction bulk for good: from then
+//! on it splices through a leased pipe, or copies taking from `src` only what
+//! `dst` accepted. A small direction whose peer refused part of a write keeps
+//! that remainder (less than [`SMALL_READ`] bytes) until it is sent; a bulk
+//! one keeps an unsent remainder only in its pipe.
 
 use std::cell::RefCell;
 use std::io;
@@ -21,6 +30,13 @@ use super::splice::{self, Pipe};
 /// matches the loopback MTU-sized segments the kernel hands out and measured
 /// fastest; see the relay benchmark.
 pub const SCRATCH_SIZE: usize = 64 * 1024;
+
+/// The most a direction reads at once before it has shown itself bulk. A
+/// read that fills it turns the direction bulk (splice, or copy without
+/// owning bytes); smaller reads are request/response traffic, for which a
+/// plain `recv` and `send` are the fewest system calls. Also the bound on
+/// what a small direction holds for a peer that refused part of a write.
+pub const SMALL_READ: usize = 4 * 1024;
 
 thread_local! {
     /// Allocated on a thread's first relay read and kept for the thread's
@@ -45,6 +61,7 @@ pub(super) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 
 static PIPED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static STALLED_PIPES: AtomicUsize = AtomicUsize::new(0);
+static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Payload held by all relays in this process for slow peers. The copy path
 /// holds none: it takes from `src` only what `dst` accepted, so unsent bytes
@@ -59,6 +76,10 @@ pub struct Buffered {
     pub stalled_pipes: usize,
     /// Pipes alive: leased or pooled per worker thread.
     pub pipes: usize,
+    /// Bytes on the heap that small directions read and their peer has not
+    /// taken yet (less than [`SMALL_READ`] per direction; the direction is
+    /// bulk from then on).
+    pub held_bytes: usize,
 }
 
 /// Reads the process-wide [`Buffered`] counters.
@@ -67,6 +88,7 @@ pub fn buffered() -> Buffered {
         piped_bytes: PIPED_BYTES.load(Relaxed),
         stalled_pipes: STALLED_PIPES.load(Relaxed),
         pipes: pipes(),
+        held_bytes: HELD_BYTES.load(Relaxed),
     }
 }
 
@@ -80,26 +102,77 @@ fn pipes() -> usize {
     0
 }
 
+/// Bytes taken from `src` that `dst` has not accepted yet. Boxed in
+/// [`Half`], so a direction without one costs a null pointer.
+#[derive(Debug)]
+enum Backlog {
+    /// Spliced into a pipe, which stays leased until it drains.
+    #[cfg(target_os = "linux")]
+    Piped(Piped),
+    /// Read by a small direction; on the heap, less than [`SMALL_READ`].
+    Held(Held),
+}
+
+impl Backlog {
+    /// Writes what `dst` takes. Returns `Ok(true)` once nothing is left.
+    fn flush(&mut self, dst: &TcpStream) -> io::Result<bool> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Backlog::Piped(piped) => piped.flush(dst),
+            Backlog::Held(held) => held.flush(dst),
+        }
+    }
+}
+
+/// The unsent part of a small read.
+#[derive(Debug)]
+struct Held {
+    bytes: Box<[u8]>,
+    sent: usize,
+}
+
+impl Held {
+    fn backlog(unsent: &[u8]) -> Box<Backlog> {
+        HELD_BYTES.fetch_add(unsent.len(), Relaxed);
+        Box::new(Backlog::Held(Held {
+            bytes: unsent.into(),
+            sent: 0,
+        }))
+    }
+
+    fn flush(&mut self, dst: &TcpStream) -> io::Result<bool> {
+        let n = would_block_as_zero(write_some(dst, &self.bytes[self.sent..]))?;
+        HELD_BYTES.fetch_sub(n, Relaxed);
+        self.sent += n;
+        Ok(self.sent == self.bytes.len())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD_BYTES.fetch_sub(self.bytes.len() - self.sent, Relaxed);
+    }
+}
+
 /// Bytes spliced from `src` that `dst` has not accepted yet; they stay in
-/// the pipe, which stays leased until it drains. Boxed in [`Half`], so a
-/// direction without one costs a null pointer.
+/// the pipe, which stays leased until it drains.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
-struct Backlog {
+struct Piped {
     /// `None` once handed back to the pool.
     pipe: Option<Pipe>,
     len: usize,
 }
 
 #[cfg(target_os = "linux")]
-impl Backlog {
-    fn new(pipe: Pipe, len: usize) -> Box<Self> {
+impl Piped {
+    fn backlog(pipe: Pipe, len: usize) -> Box<Backlog> {
         PIPED_BYTES.fetch_add(len, Relaxed);
         STALLED_PIPES.fetch_add(1, Relaxed);
-        Box::new(Backlog {
+        Box::new(Backlog::Piped(Piped {
             pipe: Some(pipe),
             len,
-        })
+        }))
     }
 
     /// Writes what `dst` takes. Returns `Ok(true)` once nothing is left; the
@@ -122,7 +195,7 @@ impl Backlog {
 }
 
 #[cfg(target_os = "linux")]
-impl Drop for Backlog {
+impl Drop for Piped {
     fn drop(&mut self) {
         PIPED_BYTES.fetch_sub(self.len, Relaxed);
         // A pipe still holding bytes is closed with them, never pooled.
@@ -132,21 +205,10 @@ impl Drop for Backlog {
     }
 }
 
-/// Where splice does not exist no direction ever has a backlog.
-#[cfg(not(target_os = "linux"))]
-#[derive(Debug)]
-enum Backlog {}
-
-#[cfg(not(target_os = "linux"))]
-impl Backlog {
-    fn flush(&mut self, _dst: &TcpStream) -> io::Result<bool> {
-        match *self {}
-    }
-}
-
 /// What one read-and-write step did.
 enum Step {
-    Moved,
+    /// This many bytes were taken from `src` (sent on, or held for `dst`).
+    Moved(usize),
     Eof,
     /// `src` had nothing after all; its readiness is cleared.
     Again,
@@ -169,7 +231,10 @@ pub(super) struct Half {
     bytes: u64,
     flow: Flow,
     activity: bool,
-    /// Move bytes with `splice(2)` instead of the scratch buffer.
+    /// Bulk: move bytes with `splice(2)` (when `splice`) or the owning-nothing
+    /// copy; until then, plain reads of at most [`SMALL_READ`] bytes.
+    bulk: bool,
+    /// Move bulk bytes with `splice(2)` instead of the scratch buffer.
     splice: bool,
     /// The half-close timeout in milliseconds (0 = none). Kept here, where
     /// it fills padding, rather than in the relay, where it would add a word.
@@ -183,12 +248,14 @@ impl Half {
             bytes: 0,
             flow: Flow::Open,
             activity: false,
+            bulk: false,
             splice,
             half_close_ms,
         }
     }
 
-    /// Bytes read from `src` so far.
+    /// Bytes taken from `src` so far and sent on or held for `dst` (a read
+    /// whose write fails ends the session and is not counted).
     pub(super) fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -216,15 +283,18 @@ impl Half {
 
     /// Moves bytes until `src` or `dst` would block, `src` is finished, or an
     /// error occurs. Returns `Ok` both when waiting (wakers are registered)
-    /// and when done; [`Half::is_done`] tells which.
+    /// and when done; [`Half::is_done`] tells which. `last` says the other
+    /// direction is done: this one's half-close then ends the session, and
+    /// closing the sockets sends the FIN, so no `shutdown` call is made.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
         src: &TcpStream,
         dst: &TcpStream,
         scratch: &mut [u8],
+        last: bool,
     ) -> io::Result<()> {
-        match self.pump(cx, src, dst, scratch) {
+        match self.pump(cx, src, dst, scratch, last) {
             Poll::Ready(result) => result,
             Poll::Pending => Ok(()),
         }
@@ -236,6 +306,7 @@ impl Half {
         src: &TcpStream,
         dst: &TcpStream,
         scratch: &mut [u8],
+        last: bool,
     ) -> Poll<io::Result<()>> {
         loop {
             if let Some(backlog) = &mut self.backlog {
@@ -249,7 +320,9 @@ impl Half {
             match self.flow {
                 Flow::Done => return Poll::Ready(Ok(())),
                 Flow::Eof => {
-                    shutdown_write(dst)?;
+                    if !last {
+                        shutdown_write(dst)?;
+                    }
                     self.flow = Flow::Done;
                     return Poll::Ready(Ok(()));
                 }
@@ -259,7 +332,12 @@ impl Half {
             ready!(dst.poll_write_ready(cx))?;
             ready!(src.poll_read_ready(cx))?;
             match self.step(src, dst, scratch)? {
-                Step::Moved => self.activity = true,
+                Step::Moved(n) => {
+                    // Every byte a direction moves is counted here, whatever
+                    // the path (small, copy or splice).
+                    self.bytes += n as u64;
+                    self.activity = true;
+                }
                 Step::Eof => self.flow = Flow::Eof,
                 Step::Again => {}
             }
@@ -267,6 +345,9 @@ impl Half {
     }
 
     fn step(&mut self, src: &TcpStream, dst: &TcpStream, scratch: &mut [u8]) -> io::Result<Step> {
+        if !self.bulk {
+            return self.small_step(src, dst, &mut scratch[..SMALL_READ]);
+        }
         #[cfg(target_os = "linux")]
         if self.splice {
             if let Some(pipe) = Pipe::lease() {
@@ -274,6 +355,27 @@ impl Half {
             }
         }
         self.copy_step(src, dst, scratch)
+    }
+
+    /// One plain read of at most `buf.len()` bytes, written straight on. A
+    /// read that fills `buf`, or a write `dst` does not take whole (the
+    /// remainder is held until sent), turns the direction bulk.
+    fn small_step(&mut self, src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Result<Step> {
+        let n = match read_some(src, buf) {
+            Ok(0) => return Ok(Step::Eof),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Again),
+            Err(err) => return Err(err),
+        };
+        if n == buf.len() {
+            self.bulk = true;
+        }
+        let written = would_block_as_zero(write_some(dst, &buf[..n]))?;
+        if written < n {
+            self.backlog = Some(Held::backlog(&buf[written..n]));
+            self.bulk = true;
+        }
+        Ok(Step::Moved(n))
     }
 
     /// Through the scratch buffer, keeping nothing: see [`pass_through`].
@@ -284,10 +386,7 @@ impl Half {
         scratch: &mut [u8],
     ) -> io::Result<Step> {
         match pass_through(src, dst, scratch) {
-            Ok(Passed::Moved(n)) => {
-                self.bytes += n as u64;
-                Ok(Step::Moved)
-            }
+            Ok(Passed::Moved(n)) => Ok(Step::Moved(n)),
             Ok(Passed::Eof) => Ok(Step::Eof),
             // `dst`'s write readiness is cleared: the loop waits for it.
             Ok(Passed::Full) => Ok(Step::Again),
@@ -315,15 +414,14 @@ impl Half {
                 return Err(err);
             }
         };
-        self.bytes += n as u64;
         // On error the pipe still holds bytes: it is dropped, not pooled.
         let written = would_block_as_zero(pipe.drain(dst, n))?;
         if written < n {
-            self.backlog = Some(Backlog::new(pipe, n - written));
+            self.backlog = Some(Piped::backlog(pipe, n - written));
         } else {
             pipe.release();
         }
-        Ok(Step::Moved)
+        Ok(Step::Moved(n))
     }
 }
 
@@ -382,6 +480,25 @@ fn pass_through(src: &TcpStream, dst: &TcpStream, buf: &mut [u8]) -> io::Result<
         }
         Err(err) => Err(err),
         Ok(()) => Ok(passed),
+    }
+}
+
+/// One `recv` into `buf`. A read that does not fill `buf` drained the
+/// socket, so its readiness is cleared (as tokio's own `poll_read` does),
+/// sparing a `recv` that would only return `EAGAIN`.
+fn read_some(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = 0;
+    let result = src.try_io(Interest::READABLE, || {
+        let n = recv(src, buf, 0)?;
+        if n > 0 && n < buf.len() {
+            short = n;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match result {
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
+        other => other,
     }
 }
 

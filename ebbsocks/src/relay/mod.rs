@@ -14,7 +14,8 @@
 //! a stalled session costs does not depend on how much it was sent.
 //!
 //! Half-close is honoured: EOF on one side becomes `shutdown(Write)` on the
-//! other, and the opposite direction keeps flowing until it ends too. Once
+//! other, and the opposite direction keeps flowing until it ends too (the
+//! second EOF ends the session, and closing both sockets forwards it). Once
 //! one side has finished, the optional half-close timeout ends a session
 //! whose other direction moves nothing for that long, so a peer that never
 //! finishes cannot hold its slot forever. An error on either side ends the
@@ -44,7 +45,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use half::Half;
-pub use half::{buffered, Buffered, SCRATCH_SIZE};
+pub use half::{buffered, Buffered, SCRATCH_SIZE, SMALL_READ};
 #[cfg(target_os = "linux")]
 pub use splice::MAX_PIPES;
 
@@ -129,7 +130,8 @@ impl RelayEnd {
 
 /// Relays between `client` and `upstream` until both directions have ended,
 /// one of them fails, or the idle or half-close timeout passes. Dropping the
-/// returned future closes both sockets.
+/// returned future closes both sockets; after [`RelayEnd::Closed`] that
+/// close is what forwards the second half-close, so drop it promptly.
 pub fn relay(client: TcpStream, upstream: TcpStream, options: &RelayOptions) -> Relay {
     relay_with(client, upstream, options, splice_default())
 }
@@ -219,8 +221,12 @@ impl Future for Relay {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayOutcome> {
         let this = self.get_mut();
         let step = half::with_scratch(|scratch| {
-            this.up.poll(cx, &this.client, &this.upstream, scratch)?;
-            this.down.poll(cx, &this.upstream, &this.client, scratch)
+            let last = this.down.is_done();
+            this.up
+                .poll(cx, &this.client, &this.upstream, scratch, last)?;
+            let last = this.up.is_done();
+            this.down
+                .poll(cx, &this.upstream, &this.client, scratch, last)
         });
         if let Err(err) = step {
             return Poll::Ready(this.fail(&err));

@@ -29,6 +29,19 @@ thread_local! {
     static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
 }
 
+// Pipes leased by relays polled on this thread, for tests that check which
+// sessions use a pipe at all (a test's relay runs on the test's thread).
+#[cfg(test)]
+thread_local! {
+    static LEASED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Pipes leased so far by relays polled on this thread.
+#[cfg(test)]
+pub(super) fn leased_on_this_thread() -> u64 {
+    LEASED.get()
+}
+
 pub(super) fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
@@ -52,6 +65,8 @@ pub(super) struct Pipe {
 impl Pipe {
     /// A pipe from this thread's pool, or a new one while under the limit.
     pub(super) fn lease() -> Option<Pipe> {
+        #[cfg(test)]
+        LEASED.set(LEASED.get() + 1);
         if let Some(pipe) = POOL.with_borrow_mut(Vec::pop) {
             return Some(pipe);
         }

@@ -46,6 +46,10 @@ pub const RESTART_NEEDED: &[(&str, &str)] = &[
         "server.keepalive",
         "pooled connections are opened with the options set at startup",
     ),
+    (
+        "logging.access_log_flush_ms",
+        "the log output is set up at startup",
+    ),
     ("logging.format", "the log output is set up at startup"),
     ("api.enabled", "the API listener is bound at startup"),
     ("api.listen", "the API listener is bound at startup"),

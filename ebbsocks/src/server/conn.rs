@@ -154,7 +154,9 @@ async fn establish(
 ) -> Option<Granted<'_>> {
     let started = Instant::now();
     // Latency matters more than packet count for a proxy's small messages
-    // (TCP_NODELAY); keepalive finds a client that vanished.
+    // (TCP_NODELAY); keepalive finds a client that vanished. On Linux the
+    // socket inherited both from the listener (`set_inherited_options`).
+    #[cfg(not(target_os = "linux"))]
     if let Err(err) = services.connect_policy().options.apply(&client) {
         tracing::debug!(%err, "cannot set the client socket's options");
     }
@@ -238,8 +240,8 @@ async fn establish(
         Err(err) => return connect_failed(services, &mut client, negotiated, err, log).await,
     };
     let reused = upstream.reused;
+    // TCP_NODELAY was set by the pool's connector.
     let (upstream, lease) = upstream.into_parts();
-    let _ = upstream.set_nodelay(true);
     let bound = match upstream.local_addr() {
         Ok(bound) => bound,
         Err(source) => {

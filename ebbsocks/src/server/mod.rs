@@ -232,6 +232,9 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         services.add_own_address(addr);
     }
+    if let Err(err) = set_inherited_options(&listener, &services.connect_policy().options) {
+        warn!(%err, "listener options not set; connections get them one by one");
+    }
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();
     // The accept loop runs as a task, never on the thread that called us:
@@ -244,7 +247,9 @@ pub async fn serve(
         tasks.clone(),
         force_close.clone(),
     ));
+    let timer_due_soon = tokio::spawn(keep_a_timer_due_soon());
     shutdown.await;
+    timer_due_soon.abort();
     // Dropping the loop closes the listener.
     accepting.abort();
     let _ = accepting.await;
@@ -260,6 +265,29 @@ pub async fn serve(
     }
     info!("all sessions closed");
     Ok(())
+}
+
+/// How far ahead the server always has a timer due; see [`keep_a_timer_due_soon`].
+const TIMER_DUE_WITHIN: Duration = Duration::from_secs(1);
+
+/// Keeps one timer due within [`TIMER_DUE_WITHIN`] for as long as the
+/// server runs. Registering a timer due before every other one makes tokio
+/// wake its I/O driver (an eventfd `write` and an extra `epoll_wait`), and
+/// every session registers deadlines seconds away (handshake, connect,
+/// half-close): without an earlier timer pending, each of them did, about
+/// four system calls per short session. Costs one wake-up a second.
+async fn keep_a_timer_due_soon() {
+    loop {
+        tokio::time::sleep(TIMER_DUE_WITHIN).await;
+    }
+}
+
+/// Socket options every client connection gets, set once on the listener:
+/// Linux copies them to each accepted socket, sparing a `setsockopt` per
+/// connection (elsewhere `conn.rs` sets them on each socket). Client-socket
+/// options that the kernel inherits this way belong here.
+fn set_inherited_options(listener: &TcpListener, options: &SocketOptions) -> io::Result<()> {
+    options.apply_to_listener(socket2::SockRef::from(listener))
 }
 
 async fn accept_loop(
@@ -372,6 +400,43 @@ mod tests {
         let size = std::mem::size_of_val(&task);
         eprintln!("connection task future: {size} bytes");
         assert!(size <= 768, "connection task is {size} bytes");
+    }
+
+    /// The per-connection `setsockopt` was dropped because accepted sockets
+    /// inherit TCP_NODELAY from the listener; this pins that they do.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_and_keepalive_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let keepalive = crate::config::KeepaliveConfig::default();
+        let options = SocketOptions::from_config(&Config {
+            server: crate::config::ServerConfig {
+                keepalive: keepalive.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        set_inherited_options(&listener, &options).expect("options");
+        let addr = listener.local_addr().expect("addr");
+        let (accepted, client) =
+            tokio::join!(listener.accept(), tokio::net::TcpStream::connect(addr));
+        let (accepted, _) = accepted.expect("accept");
+        let _client = client.expect("connect");
+        assert!(accepted.nodelay().expect("getsockopt"));
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.keepalive_time().expect("TCP_KEEPIDLE"),
+            std::time::Duration::from_secs(keepalive.idle_secs)
+        );
+        assert_eq!(
+            socket.keepalive_interval().expect("TCP_KEEPINTVL"),
+            std::time::Duration::from_secs(keepalive.interval_secs)
+        );
+        assert_eq!(
+            socket.keepalive_retries().expect("TCP_KEEPCNT"),
+            keepalive.count
+        );
     }
 
     #[test]

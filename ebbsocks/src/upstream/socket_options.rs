@@ -58,6 +58,15 @@ impl SocketOptions {
         self.set_keepalive(SockRef::from(stream))
     }
 
+    /// Sets the options of [`SocketOptions::apply`] on a listening socket:
+    /// Linux copies `TCP_NODELAY` and the keepalive settings to every socket
+    /// it accepts (the keepalive timer starts with the connection), so each
+    /// client connection gets them without a `setsockopt` of its own.
+    pub fn apply_to_listener(&self, listener: SockRef<'_>) -> io::Result<()> {
+        listener.set_nodelay(true)?;
+        self.set_keepalive(listener)
+    }
+
     /// Whether an address of `dest`'s family can be reached from the
     /// configured outbound address (always, when none is set).
     pub fn can_reach(&self, dest: &SocketAddr) -> bool {

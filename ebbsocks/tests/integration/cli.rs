@@ -93,3 +93,47 @@ async fn sigterm_drains_and_exits_zero() {
         .expect("join");
     assert!(status.success(), "exit status {status}");
 }
+
+/// Access-log lines wait in per-thread buffers; a clean shutdown writes
+/// every one. The flush interval is longer than the test, so no line can
+/// come out before SIGTERM: the shutdown flush is what writes them.
+#[tokio::test]
+async fn a_clean_shutdown_writes_every_access_log_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SESSIONS: usize = 40;
+    let server = crate::common::process::ServerProcess::start_logging(
+        "access_log = true\naccess_log_flush_ms = 60000\n",
+    );
+    let echo = crate::common::upstreams::echo_server("127.0.0.1:0").await;
+    for _ in 0..SESSIONS {
+        let mut session = crate::common::socks5_connect(server.addr, echo).await;
+        crate::common::within(async {
+            session.write_all(b"ping").await.expect("write");
+            let mut back = [0; 4];
+            session.read_exact(&mut back).await.expect("echo");
+            assert_eq!(&back, b"ping");
+        })
+        .await;
+    }
+    let is_access = |line: &String| {
+        let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        entry["target"] == "ebbsocks::access" && entry["fields"]["message"] == "session"
+    };
+    let early = server.log_so_far();
+    assert_eq!(
+        early.iter().filter(|line| is_access(line)).count(),
+        0,
+        "lines came out before the flush interval: {early:#?}"
+    );
+    let (status, lines) = tokio::task::spawn_blocking(move || server.terminate_with_log())
+        .await
+        .expect("join");
+    assert!(status.success(), "exit status {status}");
+    let logged: Vec<_> = lines.iter().filter(|line| is_access(line)).collect();
+    assert_eq!(logged.len(), SESSIONS, "access lines: {logged:#?}");
+    for line in logged {
+        let entry: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(entry["fields"]["bytes_up"], 4, "{line}");
+        assert_eq!(entry["fields"]["outcome"], "closed", "{line}");
+    }
+}

@@ -225,6 +225,109 @@ async fn a_reset_client_resets_the_upstream(splice: bool) {
 }
 }
 
+/// A request/response session with small payloads moves every byte with
+/// plain reads and writes: the relay, polled on this (current-thread) test's
+/// thread, leases no pipe. A bulk answer on the same thread then does, so
+/// the counter read here is live.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn small_requests_and_answers_lease_no_pipe() {
+    let leased = super::splice::leased_on_this_thread;
+    let before = leased();
+    let (mut client, mut upstream, task) = start(RelayOptions::default(), true).await;
+    let exchanges = async {
+        for round in 0..5u8 {
+            client.write_all(&[round; 32]).await.unwrap();
+            let mut request = [0; 32];
+            upstream.read_exact(&mut request).await.unwrap();
+            assert_eq!(request, [round; 32]);
+            let answer = vec![round; 1000];
+            upstream.write_all(&answer).await.unwrap();
+            let mut got = vec![0; answer.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, answer);
+        }
+        client.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        upstream.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        drop(upstream);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    };
+    timeout(LIMIT, exchanges).await.unwrap();
+    let outcome = timeout(LIMIT, task).await.unwrap().unwrap();
+    assert_eq!(
+        outcome,
+        RelayOutcome {
+            client_to_upstream: 5 * 32,
+            upstream_to_client: 5 * 1000,
+            end: RelayEnd::Closed
+        }
+    );
+    assert_eq!(leased() - before, 0, "a small session leased a pipe");
+
+    const BULK: usize = 4 << 20;
+    let (client, upstream, task) = start(RelayOptions::default(), true).await;
+    let (client_r, _client_w) = client.into_split();
+    let (_upstream_r, upstream_w) = upstream.into_split();
+    let work = async {
+        tokio::join!(
+            send_pattern(upstream_w, 3, BULK),
+            expect_pattern(client_r, 3, BULK)
+        )
+    };
+    timeout(LIMIT, work).await.unwrap();
+    assert!(leased() > before, "a bulk answer went without a pipe");
+    task.abort();
+}
+
+/// A small direction whose peer takes only part of a write keeps the rest
+/// and sends it once the peer reads again: nothing is lost or reordered,
+/// and nothing stays held when the session ends.
+#[tokio::test]
+async fn small_writes_to_a_full_peer_arrive_intact() {
+    const MESSAGES: usize = 3000;
+    const SIZE: usize = 700;
+    let (relay_client, client) = pair().await;
+    let (relay_upstream, upstream) = pair().await;
+    // Small buffers on the path to the client: it fills after a few writes.
+    let sock = socket2::SockRef::from(&relay_client);
+    sock.set_send_buffer_size(4096).unwrap();
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let task = tokio::spawn(relay_with(
+        relay_client,
+        relay_upstream,
+        &RelayOptions::default(),
+        true,
+    ));
+    let (client_r, _client_w) = client.into_split();
+    let (_upstream_r, mut upstream_w) = upstream.into_split();
+    let writer = async move {
+        // Message by message, yielding between them, so reads stay small.
+        let mut buf = vec![0; SIZE];
+        for i in 0..MESSAGES {
+            pattern(4, i * SIZE, &mut buf);
+            upstream_w.write_all(&buf).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        upstream_w.shutdown().await.unwrap();
+    };
+    let reader = async move {
+        // Let the path fill before reading anything.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        expect_pattern(client_r, 4, MESSAGES * SIZE).await;
+    };
+    timeout(LIMIT, async { tokio::join!(writer, reader) })
+        .await
+        .unwrap();
+    task.abort();
+    let _ = task.await;
+}
+
 #[test]
 fn labels_are_short_and_stable() {
     assert_eq!(RelayEnd::Closed.label(), "closed");

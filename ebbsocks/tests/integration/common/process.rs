@@ -47,6 +47,16 @@ impl ServerProcess {
     /// [`ServerProcess::start`], with `configure` applied to the command
     /// before it is spawned (to set resource limits in `pre_exec`, say).
     pub fn start_with(extra: &str, configure: impl FnOnce(&mut Command)) -> Self {
+        Self::start_full("access_log = false\n", extra, configure)
+    }
+
+    /// [`ServerProcess::start`] with `logging` as the body of the
+    /// `[logging]` table after `format = "json"` and `level = "info"`.
+    pub fn start_logging(logging: &str) -> Self {
+        Self::start_full(logging, "", |_| {})
+    }
+
+    fn start_full(logging: &str, extra: &str, configure: impl FnOnce(&mut Command)) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ebbsocks-process-{}-{}",
@@ -55,7 +65,7 @@ impl ServerProcess {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("server.toml");
-        std::fs::write(&config, config_text(extra)).expect("write config");
+        std::fs::write(&config, config_text_with(logging, extra)).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ebbsocks"));
         command
             .arg("--config")
@@ -93,6 +103,39 @@ impl ServerProcess {
                 let _ = wait_until(&mut child, Instant::now() + EXIT_DEADLINE);
                 panic!("ebbsocks did not start: {why}");
             }
+        }
+    }
+
+    /// Lines printed since the server listened, as far as they have come.
+    pub fn log_so_far(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// [`ServerProcess::terminate`], then every line the server printed
+    /// after `log_so_far` until it closed stderr.
+    pub fn terminate_with_log(self) -> (ExitStatus, Vec<String>) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + EXIT_DEADLINE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("ebbsocks kept stderr open {EXIT_DEADLINE:?} after SIGTERM")
+                }
+            }
+        }
+        (self.terminate_after_signal(deadline), lines)
+    }
+
+    fn terminate_after_signal(mut self, deadline: Instant) -> ExitStatus {
+        match wait_until(&mut self.child, deadline) {
+            Some(status) => status,
+            None => panic!("ebbsocks still running {EXIT_DEADLINE:?} after SIGTERM"),
         }
     }
 
@@ -137,9 +180,14 @@ impl Drop for ServerProcess {
 /// `info` without an access log, then `extra` (tables other than
 /// `[server]` and `[logging]`).
 pub fn config_text(extra: &str) -> String {
+    config_text_with("access_log = false\n", extra)
+}
+
+/// [`config_text`] with `logging` as the rest of the `[logging]` table.
+fn config_text_with(logging: &str, extra: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\
-         [logging]\nformat = \"json\"\nlevel = \"info\"\naccess_log = false\n{extra}"
+         [logging]\nformat = \"json\"\nlevel = \"info\"\n{logging}{extra}"
     )
 }
 
