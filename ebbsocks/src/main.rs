@@ -99,7 +99,8 @@ async fn serve(
     log_level: Option<logging::LogLevel>,
 ) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let listener = server::bind_with(listen, config.server.reuse_port)
+    let inherited = ebbsocks::upstream::socket_options::SocketOptions::from_config(&config);
+    let listener = server::bind_with(listen, config.server.reuse_port, &inherited)
         .with_context(|| format!("binding the SOCKS listener to {listen} (server.listen)"))?;
     let api_listener = if config.api.enabled {
         let addr = config.api.listen;

@@ -194,13 +194,19 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Binds a listener the way the server wants it: address reuse (so a restart
 /// does not wait out TIME_WAIT) and a deep accept queue.
 pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    bind_with(addr, false)
+    bind_with(addr, false, &SocketOptions::default())
 }
 
 /// [`bind`], with SO_REUSEPORT when `reuse_port` (`server.reuse_port`):
 /// every process that sets it may bind the same address, and the kernel
-/// spreads new connections across their listeners.
-pub fn bind_with(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+/// spreads new connections across their listeners. `inherited` (the client
+/// sockets' options, see [`set_inherited_options`]) is set before the socket
+/// listens, so not even a connection queued before [`serve`] runs misses it.
+pub fn bind_with(
+    addr: std::net::SocketAddr,
+    reuse_port: bool,
+    inherited: &SocketOptions,
+) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -210,6 +216,7 @@ pub fn bind_with(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<Tcp
     if reuse_port {
         socket2::SockRef::from(&socket).set_reuse_port(true)?;
     }
+    inherited.apply_to_listener(socket2::SockRef::from(&socket))?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -285,7 +292,9 @@ async fn keep_a_timer_due_soon() {
 /// Socket options every client connection gets, set once on the listener:
 /// Linux copies them to each accepted socket, sparing a `setsockopt` per
 /// connection (elsewhere `conn.rs` sets them on each socket). Client-socket
-/// options that the kernel inherits this way belong here.
+/// options that the kernel inherits this way belong here. A socket accepted
+/// before they were set keeps what it had, so [`bind_with`] sets them before
+/// listening; [`serve`] sets them again for a listener bound otherwise.
 fn set_inherited_options(listener: &TcpListener, options: &SocketOptions) -> io::Result<()> {
     options.apply_to_listener(socket2::SockRef::from(listener))
 }

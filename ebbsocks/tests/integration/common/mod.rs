@@ -59,7 +59,10 @@ impl TestServer {
     /// Listens on `bind` (such as `0.0.0.0:0`); `addr` is then the
     /// loopback address of the same port, for clients to connect to.
     pub async fn start_on(bind: SocketAddr, services: Arc<Services>) -> Self {
-        let listener = server::bind(bind).expect("bind");
+        // Bound with the client sockets' options before listening, as
+        // `main` does, so the first connection already inherits them.
+        let inherited = services.connect_policy().options;
+        let listener = server::bind_with(bind, false, &inherited).expect("bind");
         let mut addr = listener.local_addr().expect("local addr");
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
