@@ -19,7 +19,9 @@
 # file whose listen line is `listen = "127.0.0.1:1080"`; default: the embedded
 # default config, access log on), EBBSOCKS_ENV (NAME=VALUE words for the
 # ebbsocks processes only, e.g. TOKIO_WORKER_THREADS=1), ROUNDS (default 6;
-# 0 counts system calls only), SECONDS_PER_ROUND (3), SYSCALL_SESSIONS (2000).
+# 0 counts system calls only), SECONDS_PER_ROUND (3), SYSCALL_SESSIONS (2000),
+# CPU_SESSIONS (20000: sessions at concurrency 64 over which each server's
+# CPU time, and pulse's, is read).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/short_sessions}
@@ -106,6 +108,26 @@ for name in "${names[@]}"; do
   wait "$tracer" || true
 done
 
+# CPU per session at concurrency 64: the server's user+system time (from
+# /proc/PID/stat) and the load generator's, over a fixed number of sessions.
+# With every core busy, sessions per second can only be as far ahead as the
+# CPU a session costs (server plus client) is below the peer's.
+cpu_sessions=${CPU_SESSIONS:-20000}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for name in "${names[@]}"; do
+  before=$(ticks "${pid[$name]}")
+  python3 - "$out/cpu-$name.txt" "$pulse" rate --proxy "127.0.0.1:${port[$name]}" --concurrency 64 \
+    --rounds 1 --count "$cpu_sessions" --timeout 60 <<'PY'
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as log:
+    subprocess.run(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT, check=True)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"client_cpu_s {used.ru_utime + used.ru_stime:.3f}", file=log)
+PY
+  after=$(ticks "${pid[$name]}")
+  echo "server_ticks $((after - before)) $(getconf CLK_TCK)" >> "$out/cpu-$name.txt"
+done
+
 python3 - "$out" "$rounds" "$syscall_sessions" "${names[@]}" <<'PY'
 import json, re, statistics, sys
 out, rounds, sessions, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
@@ -146,6 +168,21 @@ for c in sorted({c for n in names for c in rate[n]}):
         vals = [rate[n].get(c, (None, None))[i] for n in names]
         print(f"| {label}, concurrency {c} | " + " | ".join(
             cell(v, ref if n != peer else None, "{:.0f}") for n, v in zip(names, vals)) + " |")
+cpu_sessions = int(__import__("os").environ.get("CPU_SESSIONS", "20000"))
+def cpu(name):
+    server = client = None
+    for line in open(f"{out}/cpu-{name}.txt"):
+        t = line.split()
+        if t[:1] == ["server_ticks"]:
+            server = int(t[1]) / int(t[2])
+        if t[:1] == ["client_cpu_s"]:
+            client = float(t[1])
+    return server, client
+cpus = {n: cpu(n) for n in names}
+print("| server CPU µs/session, concurrency 64 | " + " | ".join(
+    f"{cpus[n][0] / cpu_sessions * 1e6:.1f}" for n in names) + " |")
+print("| pulse CPU µs/session, concurrency 64 | " + " | ".join(
+    f"{cpus[n][1] / cpu_sessions * 1e6:.1f}" for n in names) + " |")
 print("| syscalls/session | " + " | ".join(
     f"{calls[n][0] / sessions:.1f}" if calls[n][0] else "-" for n in names) + " |")
 print("(ratios in brackets: to microsocks' median in the same rotation)")
