@@ -32,7 +32,8 @@
 //! memory/         reading a server's memory: /proc/PID or an HTTP JSON endpoint
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! fleet/          staggered spikes against several servers: plan, sampler,
-//!                 summary, chart (reuses spike/'s pulses and axes)
+//!                 summary, chart (reuses spike/'s pulses)
+//! svg.rs          what both charts draw alike: layout, ticks, time axis, polylines
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
 //! udp/            UDP ASSOCIATE flows and echo (flow.rs), rate and latency
@@ -58,6 +59,7 @@ pub mod slowloris;
 pub mod socks;
 pub mod spike;
 pub mod stats;
+pub(crate) mod svg;
 pub mod throughput;
 pub mod udp;
 
