@@ -33,6 +33,7 @@
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! fleet/          staggered spikes against several servers: plan, sampler,
 //!                 summary, chart (reuses spike/'s pulses)
+//! sampling.rs     the sampling thread spike/ and fleet/ share: fixed ticks, bounded errors
 //! svg.rs          what both charts draw alike: layout, ticks, time axis, polylines
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
@@ -54,6 +55,7 @@ pub mod fleet;
 pub mod memory;
 pub mod pingpong;
 pub mod rate;
+pub mod sampling;
 pub mod servers;
 pub mod slowloris;
 pub mod socks;
