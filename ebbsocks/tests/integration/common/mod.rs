@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod logged;
+pub mod pattern;
 pub mod process;
 pub mod upstreams;
 
