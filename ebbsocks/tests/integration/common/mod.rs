@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod logged;
 pub mod pattern;
 pub mod process;
