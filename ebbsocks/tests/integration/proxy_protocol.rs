@@ -34,18 +34,25 @@ fn v2(header: ProxyHeader) -> Vec<u8> {
     out
 }
 
-/// Sends `header`, then a no-auth SOCKS5 CONNECT to `target` in the same
-/// write (as a balancer forwards a fast client); returns the reply code.
-async fn connect_behind(server: &TestServer, header: &[u8], target: SocketAddr) -> (TcpStream, u8) {
+/// A connection that sent `header` and a greeting offering `method`, which
+/// the server chose.
+async fn greeted_behind(server: &TestServer, header: &[u8], method: u8) -> TcpStream {
     let mut stream = server.connect().await;
-    within(stream.write_all(&header_and_greeting(header, 0x00)))
+    within(stream.write_all(&header_and_greeting(header, method)))
         .await
         .expect("header and greeting");
     let mut choice = [0u8; 2];
     within(stream.read_exact(&mut choice))
         .await
         .expect("method choice");
-    assert_eq!(choice, [0x05, 0x00]);
+    assert_eq!(choice, [0x05, method]);
+    stream
+}
+
+/// Sends `header`, then a no-auth SOCKS5 CONNECT to `target` in the same
+/// write (as a balancer forwards a fast client); returns the reply code.
+async fn connect_behind(server: &TestServer, header: &[u8], target: SocketAddr) -> (TcpStream, u8) {
+    let mut stream = greeted_behind(server, header, 0x00).await;
     let mut request = vec![0x05, 0x01, 0x00];
     request.extend_from_slice(&atyp_for(target));
     within(stream.write_all(&request)).await.expect("request");
@@ -154,15 +161,7 @@ fn strict_auth() -> &'static str {
 
 /// A wrong login from `client`; returns the status byte.
 async fn bad_login_behind(server: &TestServer, client: &str) -> u8 {
-    let mut stream = server.connect().await;
-    within(stream.write_all(&header_and_greeting(&v2(from(client)), 0x02)))
-        .await
-        .expect("header and greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("method choice");
-    assert_eq!(choice, [0x05, 0x02]);
+    let mut stream = greeted_behind(server, &v2(from(client)), 0x02).await;
     within(stream.write_all(b"\x01\x05alice\x05wrong"))
         .await
         .expect("credentials");
