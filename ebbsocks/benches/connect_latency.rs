@@ -56,9 +56,8 @@ async fn timed_connect(proxy: SocketAddr, dest: SocketAddr) -> Duration {
 }
 
 fn main() {
-    let mut args = support::args();
-    let rtt_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let rtt_ms: u64 = support::arg(0, 5);
+    let rounds: usize = support::arg(1, 200);
     let rtt = Duration::from_millis(rtt_ms);
     support::runtime().block_on(async {
         let dest = echo_server().await;

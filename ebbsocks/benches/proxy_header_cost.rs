@@ -36,10 +36,7 @@ async fn timed_connect(proxy: SocketAddr, dest: SocketAddr, header: &[u8]) -> Du
 }
 
 fn main() {
-    let rounds: usize = support::args()
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
+    let rounds: usize = support::arg(0, 2000);
     support::runtime().block_on(async {
         let dest = echo_server().await;
         let off = start_proxy("").await;

@@ -27,10 +27,7 @@ async fn timed_session(proxy: SocketAddr, dest: SocketAddr) -> Duration {
 }
 
 fn main() {
-    let rounds: usize = support::args()
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
+    let rounds: usize = support::arg(0, 2000);
     support::runtime().block_on(async {
         let dest = echo_server().await;
         let on = start_proxy(true).await;

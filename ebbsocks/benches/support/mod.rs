@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +13,15 @@ use ebbsocks::server::{self, Services};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The benchmark's arguments, without the `--bench` cargo adds.
-pub fn args() -> impl Iterator<Item = String> {
-    std::env::args().skip(1).filter(|a| a != "--bench")
+/// Argument `index` (from 0, not counting the `--bench` cargo adds) as a
+/// `T`; `default` when it is missing or does not parse.
+pub fn arg<T: FromStr>(index: usize, default: T) -> T {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .nth(index)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
