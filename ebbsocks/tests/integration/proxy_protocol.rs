@@ -38,13 +38,7 @@ fn v2(header: ProxyHeader) -> Vec<u8> {
 /// the server chose.
 async fn greeted_behind(server: &TestServer, header: &[u8], method: u8) -> TcpStream {
     let mut stream = server.connect().await;
-    within(stream.write_all(&header_and_greeting(header, method)))
-        .await
-        .expect("header and greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("method choice");
+    let choice = greet(&mut stream, &header_and_greeting(header, method)).await;
     assert_eq!(choice, [0x05, method]);
     stream
 }
@@ -162,14 +156,7 @@ fn strict_auth() -> &'static str {
 /// A wrong login from `client`; returns the status byte.
 async fn bad_login_behind(server: &TestServer, client: &str) -> u8 {
     let mut stream = greeted_behind(server, &v2(from(client)), 0x02).await;
-    within(stream.write_all(b"\x01\x05alice\x05wrong"))
-        .await
-        .expect("credentials");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("status");
-    status[1]
+    send_login(&mut stream, "alice", "wrong").await
 }
 
 #[tokio::test]

@@ -193,6 +193,29 @@ pub async fn greet(stream: &mut TcpStream, greeting: &[u8]) -> [u8; 2] {
     choice
 }
 
+/// An RFC 1929 username/password request.
+pub fn userpass(user: &str, pass: &str) -> Vec<u8> {
+    let mut out = vec![0x01, user.len() as u8];
+    out.extend_from_slice(user.as_bytes());
+    out.push(pass.len() as u8);
+    out.extend_from_slice(pass.as_bytes());
+    out
+}
+
+/// Sends `user`/`pass` on a stream whose greeting chose user/password;
+/// returns the status byte (0 = accepted).
+pub async fn send_login(stream: &mut TcpStream, user: &str, pass: &str) -> u8 {
+    within(stream.write_all(&userpass(user, pass)))
+        .await
+        .expect("credentials");
+    let mut status = [0u8; 2];
+    within(stream.read_exact(&mut status))
+        .await
+        .expect("login status");
+    assert_eq!(status[0], 0x01, "RFC 1929 reply version");
+    status[1]
+}
+
 /// Reads until EOF or `STEP`.
 pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();

@@ -107,18 +107,8 @@ async fn login(proxy: SocketAddr, user: &str, pass: &str) -> (TcpStream, u8) {
     let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
     let choice = greet(&mut stream, &[0x05, 0x01, 0x02]).await;
     assert_eq!(choice, [0x05, 0x02], "the server must pick user/password");
-    let mut message = vec![0x01, user.len() as u8];
-    message.extend_from_slice(user.as_bytes());
-    message.push(pass.len() as u8);
-    message.extend_from_slice(pass.as_bytes());
-    within(stream.write_all(&message))
-        .await
-        .expect("credentials");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("login status");
-    (stream, status[1])
+    let status = send_login(&mut stream, user, pass).await;
+    (stream, status)
 }
 
 /// A CONNECT on a stream past its method negotiation; returns the reply code.
