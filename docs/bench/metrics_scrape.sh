@@ -20,28 +20,18 @@ port=${BENCH_PORT:-21280}
 api_port=${BENCH_API_PORT:-21281}
 token=bench-token
 mkdir -p "$out"
-cat > "$out/ebbsocks.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-[logging]
-access_log = false
-[api]
+. docs/bench/lib.sh
+start_ebbsocks "$out" "$port" "[api]
 enabled = true
-listen = "127.0.0.1:$api_port"
-token = "$token"
-TOML
-./target/release/ebbsocks --config "$out/ebbsocks.toml" 2> "$out/server.log" &
-server=$!
+listen = \"127.0.0.1:$api_port\"
+token = \"$token\""
 scraper=""
 cleanup() {
   [ -n "$scraper" ] && kill "$scraper" 2>/dev/null || true
   kill "$server" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  grep -q "SOCKS proxy listening" "$out/server.log" && break
-  sleep 0.1
-done
+wait_listening "$out"
 
 # A poll that fails (wrong token, server gone) stops the benchmark: the
 # polled runs must really have been polled.

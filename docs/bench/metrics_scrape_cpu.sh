@@ -13,23 +13,14 @@ out=${2:-/tmp/metrics_cpu}
 port=${BENCH_PORT:-21290}
 api_port=${BENCH_API_PORT:-21291}
 mkdir -p "$out"
-cat > "$out/ebbsocks.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-[logging]
-access_log = false
-[api]
+. docs/bench/lib.sh
+start_ebbsocks "$out" "$port" "[api]
 enabled = true
-listen = "127.0.0.1:$api_port"
-token = "bench-token"
-TOML
-./target/release/ebbsocks --config "$out/ebbsocks.toml" 2> "$out/server.log" &
-pid=$!
+listen = \"127.0.0.1:$api_port\"
+token = \"bench-token\""
+pid=$server
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  grep -q "SOCKS proxy listening" "$out/server.log" && break
-  sleep 0.1
-done
+wait_listening "$out"
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 for path in healthz metrics healthz metrics healthz metrics; do

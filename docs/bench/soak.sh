@@ -13,19 +13,10 @@ duration=${1:-1800}
 out=${2:-/tmp/soak}
 mkdir -p "$out"
 port=${SOAK_PORT:-21180}
-cat > "$out/ebbsocks.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-[logging]
-access_log = false
-TOML
-./target/release/ebbsocks --config "$out/ebbsocks.toml" 2> "$out/server.log" &
-server=$!
+. docs/bench/lib.sh
+start_ebbsocks "$out" "$port"
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  grep -q "SOCKS proxy listening" "$out/server.log" && break
-  sleep 0.1
-done
+wait_listening "$out" 50
 
 rss_kib() {
   local low=""

@@ -12,13 +12,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ebbsocks::config::Config;
-use ebbsocks::server::{self, Services};
+use ebbsocks::server::Services;
 use ebbsocks::upstream::pool::Connector;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+mod support;
+use support::{echo_server, percentile, print_percentiles, serve_on_loopback};
 
 /// Connects after sleeping for a simulated network round trip.
 struct SlowConnector {
@@ -41,64 +43,23 @@ async fn start_proxy(pool: bool, rtt: Duration) -> SocketAddr {
     let mut config = Config::default();
     config.logging.access_log = false;
     config.server.pool.enabled = pool;
-    let services = Services::with_connector(config, Arc::new(SlowConnector { rtt }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(server::serve(listener, services, std::future::pending()));
-    addr
-}
-
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
+    serve_on_loopback(Services::with_connector(
+        config,
+        Arc::new(SlowConnector { rtt }),
+    ))
+    .await
 }
 
 /// Greeting + CONNECT until the success reply; returns the elapsed time.
 async fn timed_connect(proxy: SocketAddr, dest: SocketAddr) -> Duration {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(proxy).await.expect("connect proxy");
-    stream.set_nodelay(true).expect("nodelay");
-    let SocketAddr::V4(v4) = dest else {
-        panic!("IPv4 destination expected")
-    };
-    let mut hello = vec![0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01];
-    hello.extend_from_slice(&v4.ip().octets());
-    hello.extend_from_slice(&v4.port().to_be_bytes());
-    stream.write_all(&hello).await.expect("send");
-    let mut reply = [0u8; 12];
-    stream.read_exact(&mut reply).await.expect("reply");
-    let elapsed = started.elapsed();
-    assert_eq!(reply[3], 0x00, "CONNECT refused");
-    stream.write_all(b"x").await.expect("echo");
-    let mut one = [0u8; 1];
-    stream.read_exact(&mut one).await.expect("echo back");
-    elapsed
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
+    support::timed_session(proxy, dest, &[]).await.reply
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let rtt_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let rtt_ms: u64 = support::arg(0, 5);
+    let rounds: usize = support::arg(1, 200);
     let rtt = Duration::from_millis(rtt_ms);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::runtime().block_on(async {
         let dest = echo_server().await;
         let pooled = start_proxy(true, rtt).await;
         let direct = start_proxy(false, rtt).await;
@@ -116,16 +77,7 @@ fn main() {
         hits.sort();
         misses.sort();
         println!("CONNECT latency through ebbsocks, simulated upstream RTT {rtt_ms} ms, {rounds} rounds each");
-        println!("{:<22} {:>10} {:>10} {:>10}", "", "p50", "p90", "p99");
-        for (name, samples) in [("pool hit (pool on)", &hits), ("miss (pool off)", &misses)] {
-            println!(
-                "{:<22} {:>10.3?} {:>10.3?} {:>10.3?}",
-                name,
-                percentile(samples, 0.5),
-                percentile(samples, 0.9),
-                percentile(samples, 0.99)
-            );
-        }
+        print_percentiles(22, &[("pool hit (pool on)", &hits), ("miss (pool off)", &misses)]);
         let saved = percentile(&misses, 0.5).saturating_sub(percentile(&hits, 0.5));
         println!("median saved per CONNECT: {saved:.3?}");
     });

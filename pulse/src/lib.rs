@@ -32,7 +32,9 @@
 //! memory/         reading a server's memory: /proc/PID or an HTTP JSON endpoint
 //! spike/          the spike experiment: schedule, sampler, summary, chart, output
 //! fleet/          staggered spikes against several servers: plan, sampler,
-//!                 summary, chart (reuses spike/'s pulses and axes)
+//!                 summary, chart (reuses spike/'s pulses)
+//! sampling.rs     the sampling thread spike/ and fleet/ share: fixed ticks, bounded errors
+//! svg.rs          what both charts draw alike: layout, ticks, time axis, polylines
 //! throughput.rs   bulk transfer, proxy against direct
 //! rate.rs         connection rate and latency percentiles, proxy against direct
 //! udp/            UDP ASSOCIATE flows and echo (flow.rs), rate and latency
@@ -53,11 +55,13 @@ pub mod fleet;
 pub mod memory;
 pub mod pingpong;
 pub mod rate;
+pub mod sampling;
 pub mod servers;
 pub mod slowloris;
 pub mod socks;
 pub mod spike;
 pub mod stats;
+pub(crate) mod svg;
 pub mod throughput;
 pub mod udp;
 

@@ -361,16 +361,11 @@ async fn login_connect(proxy: SocketAddr, atyp: &[u8]) -> u8 {
 async fn login_connect_as(proxy: SocketAddr, user: &str, pass: &str, atyp: &[u8]) -> u8 {
     let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
     assert_eq!(greet(&mut stream, &[0x05, 0x01, 0x02]).await, [0x05, 0x02]);
-    let mut login = vec![0x01, user.len() as u8];
-    login.extend_from_slice(user.as_bytes());
-    login.push(pass.len() as u8);
-    login.extend_from_slice(pass.as_bytes());
-    within(stream.write_all(&login)).await.expect("login");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("status");
-    assert_eq!(status, [0x01, 0x00], "login failed");
+    assert_eq!(
+        send_login(&mut stream, user, pass).await,
+        0x00,
+        "login failed"
+    );
     let mut request = vec![0x05, 0x01, 0x00];
     request.extend_from_slice(atyp);
     within(stream.write_all(&request)).await.expect("request");

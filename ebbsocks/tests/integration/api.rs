@@ -6,8 +6,9 @@ use ebbsocks::api::{self, ApiState, ServeOptions};
 use ebbsocks::config::Secret;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
+use crate::common::http::request_json;
 use crate::common::upstreams::echo_server;
 use crate::common::*;
 
@@ -41,20 +42,7 @@ pub async fn start_api_with(server: &TestServer, options: ServeOptions) -> Socke
 
 /// A plain HTTP/1.1 GET; returns (status, JSON body).
 pub async fn get_json(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect api");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
-    within(stream.write_all(request.as_bytes()))
-        .await
-        .expect("send");
-    let mut response = Vec::new();
-    within(stream.read_to_end(&mut response))
-        .await
-        .expect("response");
-    let text = String::from_utf8(response).expect("utf-8 response");
-    let status = text[9..12].parse().expect("status code");
-    let (_, body) = text.split_once("\r\n\r\n").expect("header end");
-    (status, serde_json::from_str(body).expect("JSON body"))
+    request_json(addr, "GET", path, token).await
 }
 
 #[tokio::test]

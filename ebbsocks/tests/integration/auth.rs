@@ -18,28 +18,13 @@ fn alice_config() -> &'static str {
     })
 }
 
-fn userpass(user: &str, pass: &str) -> Vec<u8> {
-    let mut out = vec![0x01, user.len() as u8];
-    out.extend_from_slice(user.as_bytes());
-    out.push(pass.len() as u8);
-    out.extend_from_slice(pass.as_bytes());
-    out
-}
-
 /// Greets offering user/password, sends credentials, returns the status byte.
 async fn login(server: &TestServer, user: &str, pass: &str) -> (tokio::net::TcpStream, u8) {
     let mut stream = server.connect().await;
     let choice = greet(&mut stream, &[0x05, 0x02, 0x00, 0x02]).await;
     assert_eq!(choice, [0x05, 0x02], "server must pick user/password");
-    within(stream.write_all(&userpass(user, pass)))
-        .await
-        .expect("credentials");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("status");
-    assert_eq!(status[0], 0x01);
-    (stream, status[1])
+    let status = send_login(&mut stream, user, pass).await;
+    (stream, status)
 }
 
 #[tokio::test]

@@ -34,20 +34,19 @@ fn v2(header: ProxyHeader) -> Vec<u8> {
     out
 }
 
+/// A connection that sent `header` and a greeting offering `method`, which
+/// the server chose.
+async fn greeted_behind(server: &TestServer, header: &[u8], method: u8) -> TcpStream {
+    let mut stream = server.connect().await;
+    let choice = greet(&mut stream, &header_and_greeting(header, method)).await;
+    assert_eq!(choice, [0x05, method]);
+    stream
+}
+
 /// Sends `header`, then a no-auth SOCKS5 CONNECT to `target` in the same
 /// write (as a balancer forwards a fast client); returns the reply code.
 async fn connect_behind(server: &TestServer, header: &[u8], target: SocketAddr) -> (TcpStream, u8) {
-    let mut stream = server.connect().await;
-    let mut bytes = header.to_vec();
-    bytes.extend_from_slice(&[0x05, 0x01, 0x00]);
-    within(stream.write_all(&bytes))
-        .await
-        .expect("header and greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("method choice");
-    assert_eq!(choice, [0x05, 0x00]);
+    let mut stream = greeted_behind(server, header, 0x00).await;
     let mut request = vec![0x05, 0x01, 0x00];
     request.extend_from_slice(&atyp_for(target));
     within(stream.write_all(&request)).await.expect("request");
@@ -60,6 +59,23 @@ async fn echo_once(stream: &mut TcpStream) {
     let mut back = [0u8; 4];
     within(stream.read_exact(&mut back)).await.expect("echo");
     assert_eq!(&back, b"ping");
+}
+
+/// `header` followed by a SOCKS5 greeting offering `method` alone, as one
+/// write: what a balancer forwards from a fast client.
+fn header_and_greeting(header: &[u8], method: u8) -> Vec<u8> {
+    let mut bytes = header.to_vec();
+    bytes.extend_from_slice(&[0x05, 0x01, method]);
+    bytes
+}
+
+/// Sends `bytes` on a new connection: the server must close it and count
+/// one handshake failure `reason`.
+async fn closed_and_counted(server: &TestServer, bytes: &[u8], reason: &str) {
+    let mut stream = server.connect().await;
+    within(stream.write_all(bytes)).await.expect("write");
+    assert!(closed_by_peer(&mut stream).await, "not closed: {reason}");
+    server.handshake_failures_reach(reason, 1).await;
 }
 
 fn failures(server: &TestServer, reason: &str) -> u64 {
@@ -139,25 +155,8 @@ fn strict_auth() -> &'static str {
 
 /// A wrong login from `client`; returns the status byte.
 async fn bad_login_behind(server: &TestServer, client: &str) -> u8 {
-    let mut stream = server.connect().await;
-    let mut bytes = v2(from(client));
-    bytes.extend_from_slice(&[0x05, 0x01, 0x02]);
-    within(stream.write_all(&bytes))
-        .await
-        .expect("header and greeting");
-    let mut choice = [0u8; 2];
-    within(stream.read_exact(&mut choice))
-        .await
-        .expect("method choice");
-    assert_eq!(choice, [0x05, 0x02]);
-    within(stream.write_all(b"\x01\x05alice\x05wrong"))
-        .await
-        .expect("credentials");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("status");
-    status[1]
+    let mut stream = greeted_behind(server, &v2(from(client)), 0x02).await;
+    send_login(&mut stream, "alice", "wrong").await
 }
 
 #[tokio::test]
@@ -175,14 +174,7 @@ async fn the_failed_login_budget_belongs_to_the_carried_client() {
 #[tokio::test]
 async fn a_trusted_source_without_a_header_is_closed_and_counted() {
     let server = TestServer::start_toml(TRUST_LOOPBACK).await;
-    let mut stream = server.connect().await;
-    within(stream.write_all(&[0x05, 0x01, 0x00]))
-        .await
-        .expect("greeting");
-    assert!(closed_by_peer(&mut stream).await);
-    server
-        .handshake_failures_reach("proxy_header_missing", 1)
-        .await;
+    closed_and_counted(&server, &[0x05, 0x01, 0x00], "proxy_header_missing").await;
 }
 
 #[tokio::test]
@@ -190,16 +182,8 @@ async fn a_header_from_an_untrusted_source_is_refused_and_plain_socks_still_work
     // Only a balancer elsewhere is trusted: loopback clients are direct.
     let server =
         TestServer::start_toml("[server.proxy_protocol]\ntrusted = [\"192.0.2.1\"]\n").await;
-    let mut forged = server.connect().await;
-    let mut bytes = v2(from("198.51.100.9:1"));
-    bytes.extend_from_slice(&[0x05, 0x01, 0x00]);
-    within(forged.write_all(&bytes))
-        .await
-        .expect("forged header");
-    assert!(closed_by_peer(&mut forged).await);
-    server
-        .handshake_failures_reach("proxy_header_untrusted", 1)
-        .await;
+    let forged = header_and_greeting(&v2(from("198.51.100.9:1")), 0x00);
+    closed_and_counted(&server, &forged, "proxy_header_untrusted").await;
 
     let echo = echo_server("127.0.0.1:0").await;
     let mut direct = socks5_connect(server.addr, echo).await;
@@ -210,23 +194,11 @@ async fn a_header_from_an_untrusted_source_is_refused_and_plain_socks_still_work
 #[tokio::test]
 async fn malformed_and_oversized_headers_are_counted_apart() {
     let server = TestServer::start_toml(TRUST_LOOPBACK).await;
-    let mut bad = server.connect().await;
-    within(bad.write_all(b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n"))
-        .await
-        .expect("write");
-    assert!(closed_by_peer(&mut bad).await);
-    server
-        .handshake_failures_reach("proxy_header_invalid", 1)
-        .await;
-
-    let mut huge = server.connect().await;
-    let mut header = ebbsocks::proto::PROXY_V2_SIGNATURE.to_vec();
-    header.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
-    within(huge.write_all(&header)).await.expect("write");
-    assert!(closed_by_peer(&mut huge).await);
-    server
-        .handshake_failures_reach("proxy_header_too_long", 1)
-        .await;
+    let bad_port = b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n";
+    closed_and_counted(&server, bad_port, "proxy_header_invalid").await;
+    let mut huge = ebbsocks::proto::PROXY_V2_SIGNATURE.to_vec();
+    huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
+    closed_and_counted(&server, &huge, "proxy_header_too_long").await;
 }
 
 #[tokio::test]
@@ -235,14 +207,7 @@ async fn a_header_cut_short_ends_at_the_handshake_deadline() {
         "[server]\nhandshake_timeout_secs = 1\n{TRUST_LOOPBACK}"
     ))
     .await;
-    let mut stream = server.connect().await;
-    within(stream.write_all(b"PROXY TCP4 192.0.2."))
-        .await
-        .expect("write");
-    assert!(closed_by_peer(&mut stream).await);
-    server
-        .handshake_failures_reach("handshake_timeout", 1)
-        .await;
+    closed_and_counted(&server, b"PROXY TCP4 192.0.2.", "handshake_timeout").await;
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::plan::SpikeSpan;
 use super::sampler::FleetSample;
-use crate::spike::chart::{axis, esc, fmt_tick};
 use crate::stats::MIB;
+use crate::svg::{axis, esc, polylines, Layout};
 
 const W: f64 = 1100.0;
 const H: f64 = 540.0;
@@ -16,6 +16,14 @@ const TOP: f64 = 90.0;
 const BOTTOM: f64 = 60.0;
 const PLOT_W: f64 = W - LEFT - RIGHT;
 const PLOT_H: f64 = H - TOP - BOTTOM;
+const LAYOUT: Layout = Layout {
+    w: W,
+    h: H,
+    left: LEFT,
+    right: RIGHT,
+    top: TOP,
+    bottom: BOTTOM,
+};
 
 /// Server colours in order, repeated past the sixth.
 const COLOURS: [&str; 6] = [
@@ -51,19 +59,7 @@ pub fn render(
     let y = |mib: f64| TOP + PLOT_H * (1.0 - mib / mem_max);
 
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<text x="{LEFT}" y="24" font-size="16" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    LAYOUT.open(&mut o, title);
 
     for span in spans {
         let (x0, x1) = (x(span.start_ms), x(span.end_ms));
@@ -84,42 +80,8 @@ pub fn render(
         );
     }
 
-    let mut v = 0.0;
-    while v <= mem_max + mem_step / 2.0 {
-        let _ = writeln!(
-            o,
-            r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#e3e3e3"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{4}</text>"##,
-            y(v),
-            LEFT + PLOT_W,
-            LEFT - 8.0,
-            y(v) + 4.0,
-            fmt_tick(v, mem_step)
-        );
-        v += mem_step;
-    }
-    let mut t = 0.0;
-    while t <= t_max + t_step / 2.0 {
-        let tx = LEFT + PLOT_W * t / t_max;
-        let _ = writeln!(
-            o,
-            r#"<line x1="{tx:.1}" y1="{0:.1}" x2="{tx:.1}" y2="{1:.1}" stroke="black"/><text x="{tx:.1}" y="{2:.1}" text-anchor="middle">{3}</text>"#,
-            TOP + PLOT_H,
-            TOP + PLOT_H + 5.0,
-            TOP + PLOT_H + 19.0,
-            fmt_tick(t, t_step)
-        );
-        t += t_step;
-    }
-    let _ = writeln!(
-        o,
-        r#"<rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="black"/>"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time (s)</text>"#,
-        LEFT + PLOT_W / 2.0,
-        H - 16.0
-    );
+    LAYOUT.left_grid(&mut o, mem_max, mem_step, "");
+    LAYOUT.time_axis_and_frame(&mut o, t_max, t_step);
     let _ = writeln!(
         o,
         r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">RSS (MiB)</text>"#,
@@ -171,28 +133,6 @@ pub fn render(
     );
     o.push_str("</svg>\n");
     o
-}
-
-/// Polylines for one series; a failed reading breaks the line.
-fn polylines(out: &mut String, points: impl Iterator<Item = Option<(f64, f64)>>, style: &str) {
-    let mut run: Vec<String> = Vec::new();
-    let flush = |run: &mut Vec<String>, out: &mut String| {
-        if run.len() > 1 {
-            let _ = writeln!(
-                out,
-                r#"<polyline fill="none" {style} points="{}"/>"#,
-                run.join(" ")
-            );
-        }
-        run.clear();
-    };
-    for p in points {
-        match p {
-            Some((px, py)) => run.push(format!("{px:.1},{py:.1}")),
-            None => flush(&mut run, out),
-        }
-    }
-    flush(&mut run, out);
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! One sampling thread for all servers, so each sample reads every process
 //! at the same tick and their sum means something. Like `spike`'s sampler
-//! it runs off the runtime, so connect storms cannot delay it.
+//! it runs on a [`Ticker`] thread, off the runtime, so connect storms
+//! cannot delay it.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::memory::Source;
+use crate::sampling::Ticker;
 use crate::spike::sampler::Shared;
 
 /// One tick: per server, in command-line order.
@@ -38,63 +38,24 @@ pub struct Watched {
     pub source: Source,
 }
 
-#[derive(Debug, Default)]
-pub struct Sampled {
-    pub samples: Vec<FleetSample>,
-    /// Failed reads by message (bounded, like `spike`'s).
-    pub errors: BTreeMap<String, u64>,
-}
-
-const MAX_ERROR_KINDS: usize = 16;
+/// What a [`FleetSampler`] collected.
+pub type Sampled = crate::sampling::Sampled<FleetSample>;
 
 #[derive(Debug)]
-pub struct FleetSampler {
-    stop: mpsc::Sender<()>,
-    handle: thread::JoinHandle<Sampled>,
-}
+pub struct FleetSampler(Ticker<FleetSample>);
 
 impl FleetSampler {
     /// Samples every `every` from `origin` until [`FleetSampler::finish`].
     pub fn start(watched: Vec<Watched>, origin: Instant, every: Duration) -> io::Result<Self> {
-        let (stop, stop_rx) = mpsc::channel();
-        let handle = thread::Builder::new()
-            .name("pulse-fleet-sampler".into())
-            .spawn(move || sample_loop(&watched, origin, every, &stop_rx))?;
-        Ok(FleetSampler { stop, handle })
+        Ticker::start("pulse-fleet-sampler", every, move |out| {
+            take(&watched, origin, out);
+        })
+        .map(FleetSampler)
     }
 
     /// Takes a last sample and returns everything.
     pub fn finish(self) -> Sampled {
-        let _ = self.stop.send(());
-        self.handle.join().unwrap_or_else(|_| {
-            let mut s = Sampled::default();
-            s.errors.insert("sampler thread panicked".into(), 1);
-            s
-        })
-    }
-}
-
-fn sample_loop(
-    watched: &[Watched],
-    origin: Instant,
-    every: Duration,
-    stop: &mpsc::Receiver<()>,
-) -> Sampled {
-    let mut out = Sampled::default();
-    let mut next = Instant::now();
-    loop {
-        take(watched, origin, &mut out);
-        let now = Instant::now();
-        while next <= now {
-            next += every;
-        }
-        match stop.recv_timeout(next - now) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            _ => {
-                take(watched, origin, &mut out);
-                return out;
-            }
-        }
+        self.0.finish()
     }
 }
 
@@ -110,14 +71,7 @@ fn take(watched: &[Watched], origin: Instant, out: &mut Sampled) {
         let rss = match w.source.read() {
             Ok(reading) => Some(reading.rss_bytes),
             Err(e) => {
-                let message = format!("{}: {e}", w.source);
-                let key = if out.errors.len() < MAX_ERROR_KINDS || out.errors.contains_key(&message)
-                {
-                    message
-                } else {
-                    "other memory read errors".into()
-                };
-                *out.errors.entry(key).or_default() += 1;
+                out.count_error(format!("{}: {e}", w.source));
                 None
             }
         };

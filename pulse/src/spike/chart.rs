@@ -9,6 +9,7 @@ use super::sampler::Sample;
 use super::schedule::{PhaseSpan, PulseKind, Stage};
 use super::summary::Memory;
 use crate::stats::MIB;
+use crate::svg::{axis, fmt_tick, polylines, Layout};
 
 const W: f64 = 1100.0;
 const H: f64 = 540.0;
@@ -18,57 +19,20 @@ const TOP: f64 = 70.0;
 const BOTTOM: f64 = 60.0;
 const PLOT_W: f64 = W - LEFT - RIGHT;
 const PLOT_H: f64 = H - TOP - BOTTOM;
+const LAYOUT: Layout = Layout {
+    w: W,
+    h: H,
+    left: LEFT,
+    right: RIGHT,
+    top: TOP,
+    bottom: BOTTOM,
+};
 
 const RSS_COLOUR: &str = "#1f4e9c";
 const ANON_COLOUR: &str = "#3c8d4f";
 const OPEN_COLOUR: &str = "#e08a1e";
 const BIG_FILL: &str = "#f4cccc";
 const SMALL_FILL: &str = "#d3e2f4";
-
-/// A round step giving about `ticks` ticks up to `max`.
-fn nice_step(max: f64, ticks: f64) -> f64 {
-    let raw = (max / ticks).max(f64::MIN_POSITIVE);
-    let mag = 10f64.powf(raw.log10().floor());
-    let norm = raw / mag;
-    let n = if norm <= 1.0 {
-        1.0
-    } else if norm <= 2.0 {
-        2.0
-    } else if norm <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    n * mag
-}
-
-/// (axis top, step) for values up to `max`, with `headroom` (0.08 = 8%)
-/// so a line at its maximum does not run along the frame.
-pub(crate) fn axis(max: f64, ticks: f64, headroom: f64) -> (f64, f64) {
-    let max = if max > 0.0 {
-        max * (1.0 + headroom)
-    } else {
-        1.0
-    };
-    let step = nice_step(max, ticks);
-    ((max / step).ceil() * step, step)
-}
-
-pub(crate) fn fmt_tick(v: f64, step: f64) -> String {
-    if step >= 1.0 {
-        format!("{v:.0}")
-    } else {
-        let decimals = (-step.log10().floor()) as usize;
-        format!("{v:.decimals$}")
-    }
-}
-
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 struct Scale {
     t_max: f64,
@@ -86,28 +50,6 @@ impl Scale {
     fn y_open(&self, n: f64) -> f64 {
         TOP + PLOT_H * (1.0 - n / self.open_max)
     }
-}
-
-/// Polylines for one series; gaps in the data (failed reads) break the line.
-fn series(out: &mut String, points: impl Iterator<Item = Option<(f64, f64)>>, style: &str) {
-    let mut run: Vec<String> = Vec::new();
-    let flush = |run: &mut Vec<String>, out: &mut String| {
-        if run.len() > 1 {
-            let _ = writeln!(
-                out,
-                r#"<polyline fill="none" {style} points="{}"/>"#,
-                run.join(" ")
-            );
-        }
-        run.clear();
-    };
-    for p in points {
-        match p {
-            Some((x, y)) => run.push(format!("{x:.1},{y:.1}")),
-            None => flush(&mut run, out),
-        }
-    }
-    flush(&mut run, out);
 }
 
 pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Memory) -> String {
@@ -134,19 +76,7 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
     };
 
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<text x="{LEFT}" y="24" font-size="16" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    LAYOUT.open(&mut o, title);
 
     // Pulses: one band from the first connect to the last close.
     for p in phases.iter().filter(|p| p.stage == Stage::Connect) {
@@ -177,19 +107,12 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
     }
 
     // Grid and axes.
-    let mut v = 0.0;
-    while v <= mem_max + mem_step / 2.0 {
-        let y = sc.y_mem(v);
-        let _ = writeln!(
-            o,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{RSS_COLOUR}">{}</text>"##,
-            LEFT + PLOT_W,
-            LEFT - 8.0,
-            y + 4.0,
-            fmt_tick(v, mem_step)
-        );
-        v += mem_step;
-    }
+    LAYOUT.left_grid(
+        &mut o,
+        mem_max,
+        mem_step,
+        &format!(r#" fill="{RSS_COLOUR}""#),
+    );
     let mut n = 0.0;
     while n <= open_max + open_step / 2.0 {
         let y = sc.y_open(n);
@@ -202,29 +125,7 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
         );
         n += open_step;
     }
-    let mut t = 0.0;
-    while t <= t_max + t_step / 2.0 {
-        let x = LEFT + PLOT_W * t / t_max;
-        let _ = writeln!(
-            o,
-            r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="black"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            TOP + PLOT_H,
-            TOP + PLOT_H + 5.0,
-            TOP + PLOT_H + 19.0,
-            fmt_tick(t, t_step)
-        );
-        t += t_step;
-    }
-    let _ = writeln!(
-        o,
-        r#"<rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="black"/>"#
-    );
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time (s)</text>"#,
-        LEFT + PLOT_W / 2.0,
-        H - 16.0
-    );
+    LAYOUT.time_axis_and_frame(&mut o, t_max, t_step);
     let _ = writeln!(
         o,
         r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle" fill="{RSS_COLOUR}">memory (MiB)</text>"#,
@@ -238,7 +139,7 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
     );
 
     // Series: connections first so memory draws on top.
-    series(
+    polylines(
         &mut o,
         samples
             .iter()
@@ -246,14 +147,14 @@ pub fn render(title: &str, samples: &[Sample], phases: &[PhaseSpan], memory: &Me
         &format!(r#"stroke="{OPEN_COLOUR}" stroke-width="1.5""#),
     );
     let mib = |b: Option<u64>| b.map(|b| b as f64 / MIB);
-    series(
+    polylines(
         &mut o,
         samples
             .iter()
             .map(|s| mib(s.rss_anon_bytes).map(|m| (sc.x(s.t_ms), sc.y_mem(m)))),
         &format!(r#"stroke="{ANON_COLOUR}" stroke-width="1.5" stroke-dasharray="6 3""#),
     );
-    series(
+    polylines(
         &mut o,
         samples
             .iter()

@@ -106,12 +106,3 @@ fn chart_without_memory_or_samples_still_renders() {
     assert_eq!(names.iter().filter(|n| *n == "polyline").count(), 1);
     check_xml(&render("empty", &[], &[], &Memory::default()));
 }
-
-#[test]
-fn ticks_are_round() {
-    assert_eq!(nice_step(97.0, 6.0), 20.0);
-    assert_eq!(nice_step(0.9, 6.0), 0.2);
-    assert_eq!(axis(100.0, 6.0, 0.08), (120.0, 20.0));
-    assert_eq!(axis(120.6, 14.0, 0.0), (130.0, 10.0));
-    assert_eq!(fmt_tick(0.4, 0.2), "0.4");
-}

@@ -1,18 +1,17 @@
-//! The memory sampler: its own OS thread, so samples stay on time while
-//! thousands of connect tasks keep the runtime busy. It reads the open
-//! connection count and current phase from [`Shared`] and the server's
-//! memory from a [`Source`].
+//! The memory sampler (on a [`Ticker`] thread, off the runtime): it reads
+//! the open connection count and current phase from [`Shared`] and the
+//! server's memory from a [`Source`].
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::memory::Source;
+use crate::sampling::Ticker;
 
 /// State the run updates and the sampler reads.
 #[derive(Debug)]
@@ -66,22 +65,11 @@ pub struct Sample {
     pub detail: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Default)]
-pub struct Sampled {
-    pub samples: Vec<Sample>,
-    /// Failed memory reads by message.
-    pub errors: BTreeMap<String, u64>,
-}
+/// What a [`Sampler`] collected.
+pub type Sampled = crate::sampling::Sampled<Sample>;
 
 #[derive(Debug)]
-pub struct Sampler {
-    stop: mpsc::Sender<()>,
-    handle: thread::JoinHandle<Sampled>,
-}
-
-/// Distinct error messages kept; more are lumped together so a flapping
-/// source cannot grow the map without bound.
-const MAX_ERROR_KINDS: usize = 16;
+pub struct Sampler(Ticker<Sample>);
 
 impl Sampler {
     pub fn start(
@@ -89,46 +77,15 @@ impl Sampler {
         source: Option<Source>,
         every: Duration,
     ) -> io::Result<Sampler> {
-        let (stop, stop_rx) = mpsc::channel();
-        let handle = thread::Builder::new()
-            .name("pulse-sampler".into())
-            .spawn(move || sample_loop(&shared, source.as_ref(), every, &stop_rx))?;
-        Ok(Sampler { stop, handle })
+        Ticker::start("pulse-sampler", every, move |out| {
+            take(&shared, source.as_ref(), out);
+        })
+        .map(Sampler)
     }
 
     /// Takes a last sample and returns everything collected.
     pub fn finish(self) -> Sampled {
-        let _ = self.stop.send(());
-        self.handle.join().unwrap_or_else(|_| {
-            let mut s = Sampled::default();
-            s.errors.insert("sampler thread panicked".into(), 1);
-            s
-        })
-    }
-}
-
-fn sample_loop(
-    shared: &Shared,
-    source: Option<&Source>,
-    every: Duration,
-    stop: &mpsc::Receiver<()>,
-) -> Sampled {
-    let mut out = Sampled::default();
-    let mut next = Instant::now();
-    loop {
-        take(shared, source, &mut out);
-        // Ticks stay on a fixed grid; a slow read skips ticks, never bunches them.
-        let now = Instant::now();
-        while next <= now {
-            next += every;
-        }
-        match stop.recv_timeout(next - now) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            _ => {
-                take(shared, source, &mut out);
-                return out;
-            }
-        }
+        self.0.finish()
     }
 }
 
@@ -137,12 +94,7 @@ fn take(shared: &Shared, source: Option<&Source>, out: &mut Sampled) {
     let open = shared.open.load(Ordering::Relaxed);
     let phase = shared.phase();
     let reading = source.map(Source::read).transpose().unwrap_or_else(|e| {
-        let key = if out.errors.len() < MAX_ERROR_KINDS || out.errors.contains_key(&e) {
-            e
-        } else {
-            "other memory read errors".into()
-        };
-        *out.errors.entry(key).or_default() += 1;
+        out.count_error(e);
         None
     });
     out.samples.push(Sample {

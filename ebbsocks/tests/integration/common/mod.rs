@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod logged;
+pub mod pattern;
 pub mod process;
 pub mod upstreams;
 
@@ -192,6 +194,29 @@ pub async fn greet(stream: &mut TcpStream, greeting: &[u8]) -> [u8; 2] {
         .await
         .expect("method choice");
     choice
+}
+
+/// An RFC 1929 username/password request.
+pub fn userpass(user: &str, pass: &str) -> Vec<u8> {
+    let mut out = vec![0x01, user.len() as u8];
+    out.extend_from_slice(user.as_bytes());
+    out.push(pass.len() as u8);
+    out.extend_from_slice(pass.as_bytes());
+    out
+}
+
+/// Sends `user`/`pass` on a stream whose greeting chose user/password;
+/// returns the status byte (0 = accepted).
+pub async fn send_login(stream: &mut TcpStream, user: &str, pass: &str) -> u8 {
+    within(stream.write_all(&userpass(user, pass)))
+        .await
+        .expect("credentials");
+    let mut status = [0u8; 2];
+    within(stream.read_exact(&mut status))
+        .await
+        .expect("login status");
+    assert_eq!(status[0], 0x01, "RFC 1929 reply version");
+    status[1]
 }
 
 /// Reads until EOF or `STEP`.

@@ -39,11 +39,20 @@ pub async fn answer_after_eof_server() -> SocketAddr {
     addr
 }
 
-/// Reports each accepted peer address, then holds the connection until the
-/// peer closes.
-pub async fn peer_reporting_server() -> (SocketAddr, tokio::sync::mpsc::Receiver<SocketAddr>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+/// A destination on `ip:port` (port 0: any) that reports the peer address
+/// of every connection it accepts, then holds it open until the peer
+/// closes.
+pub async fn reporting_listener(
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::sync::mpsc::Receiver<SocketAddr>)> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(addr)?;
+    let listener: TcpListener = socket.listen(16)?;
+    let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         while let Ok((mut stream, peer)) = listener.accept().await {
@@ -54,7 +63,14 @@ pub async fn peer_reporting_server() -> (SocketAddr, tokio::sync::mpsc::Receiver
             });
         }
     });
-    (addr, rx)
+    Ok((addr, rx))
+}
+
+/// [`reporting_listener`] on any loopback port.
+pub async fn peer_reporting_server() -> (SocketAddr, tokio::sync::mpsc::Receiver<SocketAddr>) {
+    reporting_listener("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("listen")
 }
 
 /// A minimal HTTP/1.1 server answering every request with `body`.

@@ -10,38 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::common::upstreams::reporting_listener;
 use crate::common::*;
-
-/// A destination on `ip:port` (port 0: any) that reports the peer address
-/// of every connection it accepts, then holds it open until the peer
-/// closes.
-async fn reporting_listener(
-    addr: SocketAddr,
-) -> std::io::Result<(SocketAddr, mpsc::Receiver<SocketAddr>)> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.bind(addr)?;
-    let listener: TcpListener = socket.listen(16)?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Ok((mut stream, peer)) = listener.accept().await {
-            let _ = tx.send(peer).await;
-            tokio::spawn(async move {
-                let mut sink = Vec::new();
-                let _ = stream.read_to_end(&mut sink).await;
-            });
-        }
-    });
-    Ok((addr, rx))
-}
 
 /// The next peer a reporting listener accepted, within [`STEP`].
 async fn next_peer(peers: &mut mpsc::Receiver<SocketAddr>) -> SocketAddr {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use ebbsocks::api::ServeOptions;
 use ebbsocks::config::Secret;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::api::{get_json, start_api_with};
+use crate::common::http::request;
 use crate::common::upstreams::echo_server;
 use crate::common::*;
 use webdriver::Browser;
@@ -32,19 +32,8 @@ fn with_token() -> ServeOptions {
 
 /// A plain GET; returns the status line's code, the head and the body.
 async fn get_raw(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect api");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    within(stream.write_all(request.as_bytes()))
-        .await
-        .expect("send");
-    let mut response = Vec::new();
-    within(stream.read_to_end(&mut response))
-        .await
-        .expect("response");
-    let text = String::from_utf8(response).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
-    let status = head[9..12].parse().expect("status code");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let response = request(addr, "GET", path, &[]).await;
+    (response.status, response.head, response.body)
 }
 
 #[tokio::test]

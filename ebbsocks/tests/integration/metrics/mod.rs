@@ -10,10 +10,10 @@ use std::process::Stdio;
 use ebbsocks::api::ServeOptions;
 use ebbsocks::config::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use crate::api::{get_json, start_api_with};
+use crate::common::http::request;
 use crate::common::upstreams::echo_server;
 use crate::common::*;
 
@@ -27,32 +27,11 @@ pub(crate) async fn start_api(server: &TestServer, token: Option<&str>) -> Socke
     start_api_with(server, options).await
 }
 
-/// A response: status, head (lowercase), body.
-pub(crate) struct Response {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
+pub(crate) use crate::common::http::Response;
 
 /// A plain HTTP/1.1 GET with extra header lines (`Name: value`).
 pub(crate) async fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Response {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect api");
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n");
-    within(stream.write_all(request.as_bytes()))
-        .await
-        .expect("send");
-    let mut response = Vec::new();
-    within(stream.read_to_end(&mut response))
-        .await
-        .expect("response");
-    let text = String::from_utf8(response).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
-    Response {
-        status: head[9..12].parse().expect("status code"),
-        head: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
+    request(addr, "GET", path, headers).await
 }
 
 fn bearer() -> String {

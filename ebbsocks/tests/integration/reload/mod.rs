@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common::http::request_json;
 use crate::common::process::ServerProcess;
 use crate::common::*;
 
@@ -97,21 +98,7 @@ async fn http_json(
     path: &str,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect api");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
-    within(stream.write_all(request.as_bytes()))
-        .await
-        .expect("send");
-    let mut response = Vec::new();
-    within(stream.read_to_end(&mut response))
-        .await
-        .expect("response");
-    let text = String::from_utf8(response).expect("utf-8 response");
-    let status = text[9..12].parse().expect("status code");
-    let (_, body) = text.split_once("\r\n\r\n").expect("header end");
-    (status, serde_json::from_str(body).expect("JSON body"))
+    request_json(addr, method, path, token).await
 }
 
 /// Greets offering user/password and logs in; returns the stream and the
@@ -120,18 +107,8 @@ async fn login(proxy: SocketAddr, user: &str, pass: &str) -> (TcpStream, u8) {
     let mut stream = within(TcpStream::connect(proxy)).await.expect("connect");
     let choice = greet(&mut stream, &[0x05, 0x01, 0x02]).await;
     assert_eq!(choice, [0x05, 0x02], "the server must pick user/password");
-    let mut message = vec![0x01, user.len() as u8];
-    message.extend_from_slice(user.as_bytes());
-    message.push(pass.len() as u8);
-    message.extend_from_slice(pass.as_bytes());
-    within(stream.write_all(&message))
-        .await
-        .expect("credentials");
-    let mut status = [0u8; 2];
-    within(stream.read_exact(&mut status))
-        .await
-        .expect("login status");
-    (stream, status[1])
+    let status = send_login(&mut stream, user, pass).await;
+    (stream, status)
 }
 
 /// A CONNECT on a stream past its method negotiation; returns the reply code.

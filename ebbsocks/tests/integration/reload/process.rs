@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use super::*;
+use crate::common::pattern::{read_and_hash, PatternWriter};
 use crate::common::process::{config_text, ServerProcess};
 use crate::common::upstreams::echo_server;
 
@@ -25,21 +26,6 @@ fn file(server: &str, level: &str, extra: &str) -> String {
         .replacen("level = \"info\"", &format!("level = \"{level}\""), 1)
 }
 
-fn pattern(offset: u64, buf: &mut [u8]) {
-    for (i, byte) in buf.iter_mut().enumerate() {
-        let x = offset + i as u64;
-        *byte = (x ^ (x >> 8) ^ (x >> 16)) as u8;
-    }
-}
-
-fn fnv1a(hash: u64, data: &[u8]) -> u64 {
-    data.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// Each reload changes something that applies in place, while the session
 /// is in the middle of its transfer: the sender stops at each fifth and
 /// goes on only once the reload is in the log.
@@ -50,46 +36,28 @@ async fn a_64_mib_transfer_completes_byte_exact_across_reloads() {
     let server = ServerProcess::start(API);
     let echo = echo_server("127.0.0.1:0").await;
     let stream = socks5_connect(server.addr, echo).await;
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let sent = Arc::new(AtomicU64::new(0));
     let go_on = Arc::new(Semaphore::new(0));
     let sender = {
         let (sent, go_on) = (sent.clone(), go_on.clone());
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut hash = FNV_OFFSET;
-            let mut offset = 0u64;
+            let mut pattern = PatternWriter::new();
             let mut stops = (1..=RELOADS).map(|k| k * (TOTAL / (RELOADS + 1)));
             let mut next_stop = stops.next();
-            while offset < TOTAL {
-                if next_stop.is_some_and(|stop| offset >= stop) {
-                    sent.store(offset, Ordering::SeqCst);
+            while pattern.sent() < TOTAL {
+                if next_stop.is_some_and(|stop| pattern.sent() >= stop) {
+                    sent.store(pattern.sent(), Ordering::SeqCst);
                     go_on.acquire().await.expect("open").forget();
                     next_stop = stops.next();
                 }
-                pattern(offset, &mut buf);
-                writer.write_all(&buf).await.expect("send");
-                hash = fnv1a(hash, &buf);
-                offset += buf.len() as u64;
+                pattern.write_chunk(&mut writer).await;
             }
             writer.shutdown().await.expect("shutdown");
-            hash
+            pattern.hash()
         })
     };
-    let receiver = tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut hash = FNV_OFFSET;
-        let mut total = 0u64;
-        loop {
-            let n = reader.read(&mut buf).await.expect("receive");
-            if n == 0 {
-                break;
-            }
-            hash = fnv1a(hash, &buf[..n]);
-            total += n as u64;
-        }
-        (total, hash)
-    });
+    let receiver = tokio::spawn(read_and_hash(reader));
     for round in 1..=RELOADS {
         let reached = round * (TOTAL / (RELOADS + 1));
         eventually(|| sent.load(Ordering::SeqCst) >= reached).await;

@@ -16,6 +16,16 @@ fn assert_paused_for(pool: &Pool, d: SocketAddr, secs: u64) {
     );
 }
 
+/// The destination closes the next `n` connections it accepted, the idle
+/// spare for `d` among them; returns once the pool sees that spare closed.
+async fn close_accepted(server: &mut Server, pool: &Pool, d: SocketAddr, n: usize) {
+    drop(server.take_streams(n).await);
+    until("the FIN to arrive", || {
+        idle_probes(pool, d) == [Probe::Closed]
+    })
+    .await;
+}
+
 fn switch(server: &Server) -> (Switch, Arc<AtomicBool>, Arc<AtomicUsize>) {
     let refuse = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -163,11 +173,7 @@ async fn a_destination_that_closes_idle_connections_is_backed_off() {
 
     // Warm, then the destination closes the idle spare.
     warm(&pool, d).await;
-    drop(server.take_streams(3).await);
-    until("the FIN to arrive", || {
-        idle_probes(&pool, d) == [Probe::Closed]
-    })
-    .await;
+    close_accepted(&mut server, &pool, d, 3).await;
     let session = pool.get(d).await.unwrap();
     assert!(!session.reused, "the spare was found closed");
     settled(&pool).await;
@@ -193,11 +199,7 @@ async fn a_destination_that_closes_idle_connections_is_backed_off() {
     warm(&pool, d).await;
     assert_eq!(pool.stats().spares_created, 2);
     // The stale miss, five paused checkouts, two more and the spare.
-    drop(server.take_streams(9).await);
-    until("the FIN to arrive", || {
-        idle_probes(&pool, d) == [Probe::Closed]
-    })
-    .await;
+    close_accepted(&mut server, &pool, d, 9).await;
     drop(pool.get(d).await.unwrap());
     settled(&pool).await;
     assert_eq!(pool.stats().warm_pauses, 2);
@@ -218,11 +220,7 @@ async fn a_hit_clears_the_strikes() {
     let (pool, _) = pool_for(config(4, 100), &server);
     let d = dest(1);
     warm(&pool, d).await;
-    drop(server.take_streams(3).await);
-    until("the FIN to arrive", || {
-        idle_probes(&pool, d) == [Probe::Closed]
-    })
-    .await;
+    close_accepted(&mut server, &pool, d, 3).await;
     drop(pool.get(d).await.unwrap());
     settled(&pool).await;
     assert_eq!(pool.stats().warm_pauses, 1);
@@ -235,11 +233,7 @@ async fn a_hit_clears_the_strikes() {
     assert!(pool.get(d).await.unwrap().reused);
     settled(&pool).await;
     // So the next closed one is a first strike again: one timeout.
-    drop(server.take_streams(1).await);
-    until("the FIN to arrive", || {
-        idle_probes(&pool, d) == [Probe::Closed]
-    })
-    .await;
+    close_accepted(&mut server, &pool, d, 1).await;
     drop(pool.get(d).await.unwrap());
     assert_eq!(pool.stats().warm_pauses, 2);
     assert_paused_for(&pool, d, 30);
