@@ -149,12 +149,34 @@ async fn abandoned_logins_do_not_exceed_the_permits() {
     for _ in 0..24 {
         let auth = auth.clone();
         tasks.push(tokio::spawn(async move {
-            let login = auth.verify(CLIENT, b"alice", b"guess");
-            let _ = tokio::time::timeout(Duration::from_millis(1), login).await;
+            let _ = auth.verify(CLIENT, b"alice", b"guess").await;
         }));
     }
+    // Abandon every login while all permits are hashing (a fixed short
+    // deadline could fire before the first hash started, and prove nothing)...
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while auth.hashing.running.load(Ordering::SeqCst) < PERMITS {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the permits are all hashing");
+    for task in &tasks {
+        task.abort();
+    }
     for task in tasks {
-        task.await.expect("task");
+        let _ = task.await;
+    }
+    // ...and log in again at once: had the abandoned logins given their
+    // permits back, these would hash alongside them, above the limit.
+    let again: Vec<_> = (0..8)
+        .map(|_| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.verify(CLIENT, b"alice", b"guess").await })
+        })
+        .collect();
+    for task in again {
+        let _ = task.await.expect("task");
     }
     // All callers are gone; the hashes they started may still be running.
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -165,7 +187,7 @@ async fn abandoned_logins_do_not_exceed_the_permits() {
     .await
     .expect("abandoned hashes finish");
     let peak = auth.hashing.peak.load(Ordering::SeqCst);
-    assert!(peak >= 1, "no hash ever ran: the test proves nothing");
+    assert_eq!(peak, PERMITS, "the test needs every permit hashing at once");
     assert!(
         peak <= PERMITS,
         "{peak} hashes ran at once with {PERMITS} permits"
