@@ -325,7 +325,9 @@ async fn accept_loop(
         };
         let services = services.clone();
         let force_close = force_close.clone();
-        let span = tracing::debug_span!("conn", %peer);
+        // `client` is filled in when a trusted balancer's PROXY header names
+        // someone else than `peer`.
+        let span = tracing::debug_span!("conn", %peer, client = tracing::field::Empty);
         tasks.spawn(
             async move {
                 conn::handle(stream, peer, services, force_close, permit).await;

@@ -47,6 +47,11 @@ pub(super) async fn negotiate(
         Some(_) => refuse_header(stream, peer).await?,
     };
     let client = arrival.client;
+    if client != peer {
+        // The connection's log lines name the client the header carried,
+        // next to the balancer's address.
+        tracing::Span::current().record("client", tracing::field::display(client));
+    }
     let negotiated =
         handshake::negotiate(stream, &services.auth, client.ip(), arrival.read_ahead).await?;
     Ok(Some((client, negotiated)))

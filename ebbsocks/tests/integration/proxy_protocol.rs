@@ -262,3 +262,49 @@ async fn unknown_headers_leave_the_balancer_as_the_client() {
     assert_eq!(code, 0x00);
     assert_eq!(server.services.stats.snapshot().proxy_protocol.unknown, 1);
 }
+
+/// The connection's log lines name the client the header carried, next to
+/// the balancer's address (the span's `client` field), so a debug log
+/// behind a balancer is not a list of the balancer's connections.
+#[test]
+fn the_connection_log_names_the_carried_client() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let server = crate::common::process::ServerProcess::start_with(TRUST_LOOPBACK, |command| {
+        // Debug lines carry the connection's span; the config's level is info.
+        command.env("RUST_LOG", "ebbsocks=debug");
+    });
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(&v1(from("192.0.2.9:5555")))
+        .expect("header");
+    stream.write_all(&[0x05, 0x01, 0x00]).expect("greeting");
+    let mut choice = [0u8; 2];
+    stream.read_exact(&mut choice).expect("method choice");
+    assert_eq!(choice, [0x05, 0x00]);
+    drop(stream);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = server.log.recv_timeout(left) else {
+            panic!("no line of the connection's span named the carried client; saw {seen:#?}");
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let span = &parsed["span"];
+        if span["client"] == "192.0.2.9:5555" {
+            let peer = span["peer"].as_str().expect("the span's peer");
+            assert!(
+                peer.starts_with("127.0.0.1:"),
+                "the peer is the balancer: {line}"
+            );
+            break;
+        }
+        seen.push(line);
+    }
+}
