@@ -240,7 +240,8 @@ pub async fn serve(
         services.add_own_address(addr);
     }
     if let Err(err) = set_inherited_options(&listener, &services.connect_policy().options) {
-        warn!(%err, "listener options not set; connections get them one by one");
+        // On Linux `conn.rs` relies on inheritance and sets nothing itself.
+        warn!(%err, "listener options not set; client sockets may lack TCP_NODELAY and keepalive");
     }
     let tasks = TaskTracker::new();
     let force_close = CancellationToken::new();
